@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+// One package; targets follow the path text takes through an LLM (see README.md):
+// Tokenization → Tensors → NN → Models → Training → Inference → Server → llm.
+// Targets are added as their issue lands; each imports only those to its left.
+import PackageDescription
+
+// Release speed: `make` adds `-Xswiftc -target-cpu -Xswiftc native` so SIMD FMA becomes vfmadd.
+let speed: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
+let package = Package(
+    name: "llm",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "llm", targets: ["llm"]),
+        .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "NN", targets: ["NN"]),
+        .library(name: "Models", targets: ["Models"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // OpenBLAS on Linux (Debian: libopenblas-dev). Only Tensors/BLAS.swift imports it;
+        // on Apple systems that file uses Accelerate instead.
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(
+            name: "Tensors",
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            swiftSettings: speed
+        ),
+        .target(name: "NN", dependencies: ["Tensors"], swiftSettings: speed),
+        .target(name: "Models", dependencies: ["Tensors", "NN"], swiftSettings: speed),
+        .executableTarget(
+            name: "llm",
+            dependencies: [
+                "Tensors", "NN", "Models",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: speed
+        ),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: speed),
+        .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,71 @@
+import NN
+import Tensors
+
+/// Causal multi-head self-attention: one fused q/k/v projection, the engine's fused attention,
+/// and an output projection.
+public final class CausalSelfAttention: Module {
+    public var qkv: Linear          // (C) → (3C)
+    public var proj: Linear         // (C) → (C)
+    public let heads: Int
+    public let dropout: Float
+    let rng: RandomGenerator
+    public var residualDropout: Dropout
+
+    public init(embedding c: Int, heads: Int, dropout: Float = 0, bias: Bool = true, rng: RandomGenerator) {
+        precondition(c % heads == 0, "attention: embedding \(c) not divisible by \(heads) heads")
+        qkv = Linear(c, 3 * c, bias: bias, rng: rng)
+        proj = Linear(c, c, bias: bias, rng: rng)
+        self.heads = heads
+        self.dropout = dropout
+        self.rng = rng
+        residualDropout = Dropout(dropout, rng: rng)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
+        let hs = c / heads
+        let parts = qkv(x).split([c, c, c], axis: 2)                  // 3 × (B, T, C)
+        let q = parts[0].reshaped(b, t, heads, hs).transposed(1, 2)    // (B, nh, T, hs)
+        let k = parts[1].reshaped(b, t, heads, hs).transposed(1, 2)
+        let v = parts[2].reshaped(b, t, heads, hs).transposed(1, 2)
+        let y = causalAttention(q, k, v, dropout: training ? dropout : 0, rng: rng)   // (B, nh, T, hs)
+        let merged = y.transposed(1, 2).reshaped(b, t, c)              // (B, T, C)
+        return residualDropout(proj(merged))
+    }
+}
+
+/// Position-wise feed-forward: C → 4C → GELU (tanh) → C.
+public final class MLP: Module {
+    public var fc: Linear
+    public var proj: Linear
+    public var dropout: Dropout
+
+    public init(embedding c: Int, hidden: Int? = nil, dropout: Float = 0, bias: Bool = true, rng: RandomGenerator) {
+        fc = Linear(c, hidden ?? 4 * c, bias: bias, rng: rng)
+        proj = Linear(hidden ?? 4 * c, c, bias: bias, rng: rng)
+        self.dropout = Dropout(dropout, rng: rng)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor { dropout(proj(fc(x).geluTanh())) }   // (B, T, C)
+}
+
+/// A GPT-2 transformer block, pre-norm: x + attn(ln1(x)), then + mlp(ln2(·)). (B, T, C) → (B, T, C).
+public final class TransformerBlock: Module {
+    public var ln1: LayerNorm
+    public var attn: CausalSelfAttention
+    public var ln2: LayerNorm
+    public var mlp: MLP
+
+    public init(embedding c: Int, heads: Int, dropout: Float = 0, bias: Bool = true, rng: RandomGenerator) {
+        ln1 = LayerNorm(c, bias: bias)
+        attn = CausalSelfAttention(embedding: c, heads: heads, dropout: dropout, bias: bias, rng: rng)
+        ln2 = LayerNorm(c, bias: bias)
+        mlp = MLP(embedding: c, dropout: dropout, bias: bias, rng: rng)
+    }
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = x + attn(ln1(x))
+        return h + mlp(ln2(h))
+    }
+}
+

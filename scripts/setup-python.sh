@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Python packages for the side-by-side benchmarks and for regenerating fixtures (never needed by
+# the product or its tests): numpy, and PyTorch's CPU-only wheel (plain `torch` would pull in
+# gigabytes of GPU libraries).
+set -euo pipefail
+python3 -c "import numpy" 2>/dev/null || pip install -q numpy
+python3 -c "import torch" 2>/dev/null || pip install -q "torch==2.13.0+cpu"

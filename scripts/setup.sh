@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, only when it is missing: OpenBLAS (libopenblas-dev)
+# and pkg-config from Debian. Safe to run again and again.
+set -euo pipefail
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+command -v swift >/dev/null || { echo "error: the Swift toolchain is not on PATH (https://swift.org/install)" >&2; exit 1; }
+if ! pkg-config --exists openblas 2>/dev/null; then
+    echo "setup: installing libopenblas-dev and pkg-config (apt)"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopenblas-dev pkg-config >/dev/null
+fi
