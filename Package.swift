@@ -9,7 +9,7 @@ let speed: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
 
 let package = Package(
     name: "llm",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "llm", targets: ["llm"]),
         .library(name: "Tensors", targets: ["Tensors"]),

@@ -8,7 +8,10 @@ import CBLAS
 public enum BLAS {
     /// C = alpha · op(A) · op(B) + beta · C, row-major. op(A) is (m, k), op(B) is (k, n), C is (m, n).
     /// `lda`, `ldb`, `ldc` are the row lengths of A, B, C as stored (defaults: packed).
-    @inline(__always)
+    ///
+    /// Threads are ours, not BLAS's: BLAS runs single-threaded and large products are split into
+    /// row (or column) blocks of C computed concurrently. One pool then serves BLAS and our kernels,
+    /// instead of BLAS's idle threads spinning on the core our next kernel needs.
     public static func sgemm(
         transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
         alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int? = nil,
@@ -16,20 +19,50 @@ public enum BLAS {
         beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int? = nil
     ) {
         guard m > 0 && n > 0 else { return }
-        if k == 0 {  // BLAS leaves C untouched for k = 0 only when beta = 1
-            if beta == 0 { c.update(repeating: 0, count: m * (ldc ?? n)) }
-            return
-        }
+        _ = singleThreaded
         let lda = lda ?? (transposeA ? m : k)
         let ldb = ldb ?? (transposeB ? k : n)
         let ldc = ldc ?? n
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+        if k == 0 {  // C = beta · C
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
+        let work = m * n * k
+        let chunks = work < 1 << 21 ? 1 : Parallel.threads
+        if chunks <= 1 {
+            call(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        } else if m >= n {
+            // Split the rows of C (and of op(A)).
+            Parallel.run(chunks) { i in
+                let r0 = i * m / chunks, r1 = (i + 1) * m / chunks
+                guard r1 > r0 else { return }
+                call(transposeA, transposeB, r1 - r0, n, k, alpha, a + (transposeA ? r0 : r0 * lda), lda,
+                     b, ldb, beta, c + r0 * ldc, ldc)
+            }
+        } else {
+            // Split the columns of C (and of op(B)).
+            Parallel.run(chunks) { i in
+                let c0 = i * n / chunks, c1 = (i + 1) * n / chunks
+                guard c1 > c0 else { return }
+                call(transposeA, transposeB, m, c1 - c0, k, alpha, a, lda,
+                     b + (transposeB ? c0 * ldb : c0), ldb, beta, c + c0, ldc)
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func call(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                             _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                             _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    static func setThreads(_ n: Int) {
+    /// BLAS itself stays on one thread (see `sgemm`); called once at start-up.
+    static let singleThreaded: Void = {
         #if !canImport(Accelerate)
-        openblas_set_num_threads(Int32(n))
+        openblas_set_num_threads(1)
         #endif
-    }
+    }()
 }
+

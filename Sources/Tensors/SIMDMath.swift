@@ -19,7 +19,8 @@ func store16(_ v: Float16x, _ p: UnsafeMutablePointer<Float>) {
 @inline(__always)
 public func vexp(_ x: Float16x) -> Float16x {
     let lo = x .< -87.33654, hi = x .> 88.72283
-    let xc = x.clamped(lowerBound: Float16x(repeating: -87.33654), upperBound: Float16x(repeating: 88.72283))
+    var xc = x.replacing(with: -87.33654, where: lo)         // (clamped() compiles to scalar code)
+    xc.replace(with: 88.72283, where: hi)
     let magic = Float16x(repeating: 12582912)              // 1.5·2^23: rounds to an integer
     let shifted = xc * 1.442695041 + magic
     let n = shifted - magic

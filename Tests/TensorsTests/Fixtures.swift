@@ -49,12 +49,14 @@ enum Fixtures {
 }
 
 /// Largest element-wise relative error of `a` against the reference `b`: |a − b| / max(|b|, floor),
-/// with the floor at 1 % of b's largest magnitude (so elements near zero are judged against the
-/// tensor's scale, where float32 rounding lives). Shapes must match.
+/// with the floor at 10 % of b's largest magnitude. Elements far below the tensor's scale come out of
+/// sums of larger terms and carry their float32 rounding (over a 130-key attention row PyTorch's own
+/// float32 result is 1e-5 off its float64 one at such elements), so they are judged at that scale.
+/// Shapes must match.
 func relativeError(_ a: Tensor, _ b: Tensor) -> Float {
     guard a.shape == b.shape else { return .infinity }
     let scale = b.scalars.map(abs).max() ?? 0
-    let floor = Swift.max(scale * 1e-2, Float.leastNormalMagnitude)
+    let floor = Swift.max(scale * 1e-1, Float.leastNormalMagnitude)
     var worst: Float = 0
     for i in 0..<a.count {
         let e = abs(a.data[i] - b.data[i]) / Swift.max(abs(b.data[i]), floor)

@@ -11,7 +11,10 @@
 ///
 /// Backward per head: dv = P'ᵀ·dout, dP' = dout·vᵀ, dP = dP' ⊙ M / (1 − p),
 /// dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = dS·k / √D, dk = dSᵀ·q / √D.
-/// The matrix products go to sgemm one head at a time; the softmax runs on both cores.
+///
+/// Work is split across threads by key/value head (so dk and dv have one writer each); within a
+/// head, rows go in blocks of 64 and each block's products stop at the last key it can see, so the
+/// masked upper triangle is never computed.
 public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor,
                             dropout p: Float = 0, rng: RandomGenerator? = nil) -> Tensor {
     guard q.rank == 4, k.rank == 4, v.rank == 4, k.shape == v.shape,
@@ -33,61 +36,78 @@ public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor,
         let keep = 1 / (1 - p)
         for i in 0..<mask.count { mask.data[i] = rng.uniform() < p ? 0 : keep }
     }
+    let rowBlock = 64
+    let blocks = (tq + rowBlock - 1) / rowBlock
+    /// Rows r0..<r1 of a head and the number of keys the last of them sees.
+    func rows(_ blk: Int) -> (r0: Int, r1: Int, keys: Int) {
+        let r0 = blk * rowBlock, r1 = min(tq, r0 + rowBlock)
+        return (r0, r1, start + r1)
+    }
 
-    for bi in 0..<b {
-        for hi in 0..<h {
-            let qh = q.data + (bi * h + hi) * tq * d
-            let kh = k.data + (bi * hkv + hi / group) * tk * d
-            let vh = v.data + (bi * hkv + hi / group) * tk * d
-            let ph = probs.data + (bi * h + hi) * tq * tk
-            BLAS.sgemm(transposeA: false, transposeB: true, m: tq, n: tk, k: d, alpha: scale, qh, kh, ph)
-            Parallel.forEachChunk(tq, grain: max(1, 4096 / tk)) { rows in
-                for i in rows {
-                    let row = ph + i * tk, seen = start + i + 1
-                    softmaxRow(row, row, seen)
-                    (row + seen).update(repeating: 0, count: tk - seen)
+    Parallel.forEachChunk(b * hkv, grain: 1) { kvHeads in
+        for kvHead in kvHeads {
+            let bi = kvHead / hkv
+            let kh = k.data + kvHead * tk * d, vh = v.data + kvHead * tk * d
+            for head in (bi * h + (kvHead % hkv) * group)..<(bi * h + (kvHead % hkv + 1) * group) {
+                let qh = q.data + head * tq * d, ph = probs.data + head * tq * tk, oh = out.data + head * tq * d
+                for blk in 0..<blocks {
+                    let (r0, r1, n) = rows(blk)
+                    // S rows r0..<r1 (cols 0..<n) = q[r0..<r1] · k[0..<n]ᵀ / √D
+                    BLAS.sgemm(transposeA: false, transposeB: true, m: r1 - r0, n: n, k: d, alpha: scale,
+                               qh + r0 * d, kh, ph + r0 * tk, ldc: tk)
+                    for i in r0..<r1 {
+                        let row = ph + i * tk, seen = start + i + 1
+                        softmaxRow(row, row, seen)
+                        (row + seen).update(repeating: 0, count: tk - seen)
+                    }
+                    var weights = UnsafePointer(ph)
+                    if let mask, let dropped {
+                        let mh = mask.data + head * tq * tk, dh = dropped.data + head * tq * tk
+                        for i in (r0 * tk)..<(r1 * tk) { dh[i] = ph[i] * mh[i] }
+                        weights = UnsafePointer(dh)
+                    }
+                    // out[r0..<r1] = P'[r0..<r1, 0..<n] · v[0..<n]
+                    BLAS.sgemm(transposeA: false, transposeB: false, m: r1 - r0, n: d, k: n,
+                               weights + r0 * tk, lda: tk, vh, oh + r0 * d)
                 }
             }
-            var weights = UnsafePointer(ph)
-            if let mask, let dropped {
-                let mh = mask.data + (bi * h + hi) * tq * tk, dh = dropped.data + (bi * h + hi) * tq * tk
-                for i in 0..<(tq * tk) { dh[i] = ph[i] * mh[i] }
-                weights = UnsafePointer(dh)
-            }
-            BLAS.sgemm(transposeA: false, transposeB: false, m: tq, n: d, k: tk, weights, vh,
-                       out.data + (bi * h + hi) * tq * d)
         }
     }
 
     return Autograd.record(out, "attention", [q, k, v]) { g in
         let dq = Tensor(uninitialized: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
-        let dp = Tensor(uninitialized: [tq, tk])
-        for bi in 0..<b {
-            for hi in 0..<h {
-                let head = (bi * h + hi), kvHead = bi * hkv + hi / group
-                let gh = g.data + head * tq * d
-                let ph = probs.data + head * tq * tk
-                let weights = dropped.map { UnsafePointer($0.data + head * tq * tk) } ?? UnsafePointer(ph)
-                // dv (Tk, D) += P'ᵀ (Tk, Tq) · dout (Tq, D)
-                BLAS.sgemm(transposeA: true, transposeB: false, m: tk, n: d, k: tq, weights, gh,
-                           beta: 1, dv.data + kvHead * tk * d)
-                // dP' (Tq, Tk) = dout (Tq, D) · vᵀ (D, Tk)
-                BLAS.sgemm(transposeA: false, transposeB: true, m: tq, n: tk, k: d, gh, v.data + kvHead * tk * d, dp.data)
-                let mh = mask.map { $0.data + head * tq * tk }
-                Parallel.forEachChunk(tq, grain: max(1, 4096 / tk)) { rows in
-                    for i in rows {
-                        let pr = ph + i * tk, dr = dp.data + i * tk, seen = start + i + 1
-                        if let mh { for j in 0..<seen { dr[j] *= mh[i * tk + j] } }
-                        let dot = vdot(pr, dr, seen)
-                        for j in 0..<seen { dr[j] = pr[j] * (dr[j] - dot) * scale }
-                        (dr + seen).update(repeating: 0, count: tk - seen)
+        Parallel.forEachChunk(b * hkv, grain: 1) { kvHeads in
+            let dp = Tensor(uninitialized: [rowBlock, tk])          // dP for one block of rows
+            for kvHead in kvHeads {
+                let bi = kvHead / hkv
+                let kh = k.data + kvHead * tk * d, vh = v.data + kvHead * tk * d
+                let dkh = dk.data + kvHead * tk * d, dvh = dv.data + kvHead * tk * d
+                for head in (bi * h + (kvHead % hkv) * group)..<(bi * h + (kvHead % hkv + 1) * group) {
+                    let gh = g.data + head * tq * d, qh = q.data + head * tq * d, dqh = dq.data + head * tq * d
+                    let ph = probs.data + head * tq * tk
+                    let weights = dropped.map { UnsafePointer($0.data + head * tq * tk) } ?? UnsafePointer(ph)
+                    let mh = mask.map { $0.data + head * tq * tk }
+                    for blk in 0..<blocks {
+                        let (r0, r1, n) = rows(blk)
+                        let m = r1 - r0
+                        // dv[0..<n] += P'[r0..<r1, 0..<n]ᵀ · dout[r0..<r1]
+                        BLAS.sgemm(transposeA: true, transposeB: false, m: n, n: d, k: m,
+                                   weights + r0 * tk, lda: tk, gh + r0 * d, beta: 1, dvh)
+                        // dP' (m, n) = dout[r0..<r1] · v[0..<n]ᵀ
+                        BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: n, k: d, gh + r0 * d, vh, dp.data, ldc: tk)
+                        for i in r0..<r1 {
+                            let pr = ph + i * tk, dr = dp.data + (i - r0) * tk, seen = start + i + 1
+                            if let mh { for j in 0..<seen { dr[j] *= mh[i * tk + j] } }
+                            let dot = vdot(pr, dr, seen)
+                            for j in 0..<seen { dr[j] = pr[j] * (dr[j] - dot) * scale }
+                            (dr + seen).update(repeating: 0, count: n - seen)
+                        }
+                        // dq[r0..<r1] = dS (m, n) · k[0..<n];  dk[0..<n] += dSᵀ (n, m) · q[r0..<r1]
+                        BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: d, k: n, dp.data, lda: tk, kh, dqh + r0 * d)
+                        BLAS.sgemm(transposeA: true, transposeB: false, m: n, n: d, k: m, dp.data, lda: tk,
+                                   qh + r0 * d, beta: 1, dkh)
                     }
                 }
-                // dq (Tq, D) = dS (Tq, Tk) · k (Tk, D);  dk (Tk, D) += dSᵀ (Tk, Tq) · q (Tq, D)
-                BLAS.sgemm(transposeA: false, transposeB: false, m: tq, n: d, k: tk, dp.data,
-                           k.data + kvHead * tk * d, dq.data + head * tq * d)
-                BLAS.sgemm(transposeA: true, transposeB: false, m: tk, n: d, k: tq, dp.data,
-                           q.data + head * tq * d, beta: 1, dk.data + kvHead * tk * d)
             }
         }
         return [dq, dk, dv]

@@ -21,7 +21,7 @@ extension Tensor {
         lse.withUnsafeMutableBufferPointer { pl in rowLoss.withUnsafeMutableBufferPointer { prl in
             let pl = pl.baseAddress!, prl = prl.baseAddress!
             let chunks = min(Parallel.threads, Swift.max(1, n))
-            DispatchQueue.concurrentPerform(iterations: chunks) { k in
+            Parallel.run(chunks) { k in
                 for row in (k * n / chunks)..<((k + 1) * n / chunks) {
                     let t = targets[row]
                     if t == ignoreIndex { continue }
@@ -54,4 +54,3 @@ extension Tensor {
     }
 }
 
-import Dispatch

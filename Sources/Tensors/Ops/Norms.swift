@@ -78,7 +78,7 @@ private func normBackward(g: Tensor, x: Tensor, weight: Tensor, mean: [Float], r
     let pg = g.data, px = x.data, pw = weight.data, pdx = gx.data
     mean.withUnsafeBufferPointer { pm in rstd.withUnsafeBufferPointer { pr in
         let pm = pm.baseAddress!, pr = pr.baseAddress!
-        DispatchQueue.concurrentPerform(iterations: chunks) { k in
+        Parallel.run(chunks) { k in
             let aw = partW.data + k * c, ab = partB.data + k * c
             var dn = [Float](repeating: 0, count: c)
             for row in (k * rows / chunks)..<((k + 1) * rows / chunks) {
