@@ -11,17 +11,16 @@ public final class Storage: @unchecked Sendable {
     /// Fresh memory, zero-filled.
     public init(count: Int) {
         precondition(count >= 0, "Storage: negative size \(count)")
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
+        pointer = BufferCache.shared.take(count)
+        pointer.update(repeating: 0, count: max(count, 1))
         self.count = count
         owner = nil
     }
 
     /// Fresh memory, left uninitialized: for kernels that write every element.
     public init(uninitializedCount count: Int) {
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        precondition(count >= 0, "Storage: negative size \(count)")
+        pointer = BufferCache.shared.take(count)
         self.count = count
         owner = nil
     }
@@ -43,6 +42,46 @@ public final class Storage: @unchecked Sendable {
     }
 
     deinit {
-        if owner == nil { UnsafeMutableRawPointer(pointer).deallocate() }
+        if owner == nil { BufferCache.shared.give(pointer, count) }
     }
 }
+
+/// Keeps freed buffers by exact size for the next request of that size. A training step allocates
+/// the same sizes every time; reusing them skips the page faults and zeroing that fresh pages cost.
+/// Small buffers go straight to malloc; the cache holds at most `limit` bytes.
+final class BufferCache: @unchecked Sendable {
+    static let shared = BufferCache()
+    private let lock = Mutex<Void>(())
+    private nonisolated(unsafe) var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    private nonisolated(unsafe) var cachedBytes = 0
+    let limit = 2 << 30
+    static let minimumCount = 1 << 14          // 64 KiB and up
+
+    func take(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count >= Self.minimumCount {
+            let hit: UnsafeMutablePointer<Float>? = lock.withLock { _ in
+                guard let p = free[count]?.popLast() else { return nil }
+                cachedBytes -= count * 4
+                return p
+            }
+            if let hit { return hit }
+        }
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    func give(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+        if count >= Self.minimumCount {
+            let kept = lock.withLock { _ -> Bool in
+                guard cachedBytes + count * 4 <= limit else { return false }
+                free[count, default: []].append(p)
+                cachedBytes += count * 4
+                return true
+            }
+            if kept { return }
+        }
+        UnsafeMutableRawPointer(p).deallocate()
+    }
+}
+
+import Synchronization

@@ -22,15 +22,9 @@ public final class CausalSelfAttention: Module {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
-        let hs = c / heads
-        let parts = qkv(x).split([c, c, c], axis: 2)                  // 3 × (B, T, C)
-        let q = parts[0].reshaped(b, t, heads, hs).transposed(1, 2)    // (B, nh, T, hs)
-        let k = parts[1].reshaped(b, t, heads, hs).transposed(1, 2)
-        let v = parts[2].reshaped(b, t, heads, hs).transposed(1, 2)
-        let y = causalAttention(q, k, v, dropout: training ? dropout : 0, rng: rng)   // (B, nh, T, hs)
-        let merged = y.transposed(1, 2).reshaped(b, t, c)              // (B, T, C)
-        return residualDropout(proj(merged))
+        let qkv = qkv(x)                                                    // (B, T, 3C): q | k | v
+        let y = causalAttention(packed: qkv, heads: heads, dropout: training ? dropout : 0, rng: rng)  // (B, T, C)
+        return residualDropout(proj(y))                                     // (B, T, C)
     }
 }
 

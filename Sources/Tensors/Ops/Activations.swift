@@ -10,16 +10,15 @@ extension Tensor {
             return 0.5 * x * (1 + vtanhAbs(u))
         }
         return Autograd.record(out, "gelu_tanh", [self]) { g in
-            // d/dx = 0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²)
-            let dx = self.mapVector { x in
+            // dx = g · (0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²)), one fused pass
+            [broadcastBinaryVector(g, self) { g, x in
                 let x2: Float16x = x * x
                 let u: Float16x = 0.7978845608 * (x + 0.044715 * x2 * x)
                 let t = vtanhAbs(u)
                 let du: Float16x = 0.7978845608 * (1 + 0.134145 * x2)
                 let left: Float16x = 0.5 * (1 + t)
-                return left + 0.5 * x * (1 - t * t) * du
-            }
-            return [g * dx]
+                return g * (left + 0.5 * x * (1 - t * t) * du)
+            }]
         }
     }
 
@@ -45,12 +44,11 @@ extension Tensor {
     public func silu() -> Tensor {
         let out = mapVector { x in x / (1 + vexp(-x)) }
         return Autograd.record(out, "silu", [self]) { g in
-            // d/dx = σ(x)·(1 + x·(1 − σ(x)))
-            let dx = self.mapVector { x in
+            // dx = g · σ(x)·(1 + x·(1 − σ(x)))
+            [broadcastBinaryVector(g, self) { g, x in
                 let s = 1 / (1 + vexp(-x))
-                return s * (1 + x * (1 - s))
-            }
-            return [g * dx]
+                return g * s * (1 + x * (1 - s))
+            }]
         }
     }
 

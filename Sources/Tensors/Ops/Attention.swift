@@ -1,8 +1,14 @@
-/// Causal multi-head scaled-dot-product attention as one fused op.
+/// Causal multi-head scaled-dot-product attention as one fused op, in two layouts:
 ///
-/// q (B, H, Tq, D), k and v (B, Hkv, Tk, D) → out (B, H, Tq, D), with Tk ≥ Tq and H a multiple of
-/// Hkv (grouped-query attention: query head h reads key/value head h / (H / Hkv)). Query i sits at
-/// position Tk − Tq + i and sees keys 0 through that position (so Tq < Tk is the KV-cache case).
+/// - `causalAttention(q, k, v)`: q (B, H, Tq, D), k and v (B, Hkv, Tk, D) → out (B, H, Tq, D)
+///   (PyTorch's `scaled_dot_product_attention(is_causal=True)` layout).
+/// - `causalAttention(packed:heads:kvHeads:)`: the output of a fused q/k/v projection,
+///   (B, T, (H + 2·Hkv)·D) → (B, T, H·D), read and written in place with strides: no split, no
+///   transposes, and the gradient comes back packed the same way.
+///
+/// H is a multiple of Hkv (grouped-query attention: query head h reads key/value head
+/// h / (H / Hkv)). Query i sits at position Tk − Tq + i and sees keys 0 through that position
+/// (so Tq < Tk is the KV-cache case).
 ///
 ///   S = q·kᵀ / √D          (Tq, Tk) per head, −∞ above the causal diagonal
 ///   P = softmax(S)         kept (B, H, Tq, Tk) for backward
@@ -22,94 +28,164 @@ public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor,
           k.shape[2] >= q.shape[2] else {
         fatalError(ShapeError(op: "attention", q.shape, k.shape == v.shape ? k.shape : v.shape).description)
     }
-    precondition(p >= 0 && p < 1, "attention: dropout \(p) outside [0, 1)")
-    precondition(p == 0 || rng != nil, "attention: dropout needs a random generator")
     let (b, h, tq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
     let (hkv, tk) = (k.shape[1], k.shape[2])
-    let group = h / hkv, start = tk - tq
-    let scale = 1 / Float(d).squareRoot()
-    let probs = Tensor(uninitialized: [b, h, tq, tk])
-    let mask: Tensor? = p > 0 ? Tensor(uninitialized: [b, h, tq, tk]) : nil
-    let dropped: Tensor? = p > 0 ? Tensor(uninitialized: [b, h, tq, tk]) : nil
+    // (B, H, T, D): row stride D, head (b, h) starts at ((b·H + h)·T)·D.
+    let qL = AttentionLayout(rowStride: d, batchStride: h * tq * d, headStride: tq * d, offset: 0)
+    let kvL = AttentionLayout(rowStride: d, batchStride: hkv * tk * d, headStride: tk * d, offset: 0)
+    let oL = qL
+    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: tq, tk: tk, d: d, p: p, rng: rng)
     let out = Tensor(uninitialized: [b, h, tq, d])
-    if let mask, let rng {
-        let keep = 1 / (1 - p)
-        for i in 0..<mask.count { mask.data[i] = rng.uniform() < p ? 0 : keep }
-    }
-    let rowBlock = 64
-    let blocks = (tq + rowBlock - 1) / rowBlock
-    /// Rows r0..<r1 of a head and the number of keys the last of them sees.
-    func rows(_ blk: Int) -> (r0: Int, r1: Int, keys: Int) {
-        let r0 = blk * rowBlock, r1 = min(tq, r0 + rowBlock)
-        return (r0, r1, start + r1)
-    }
-
-    Parallel.forEachChunk(b * hkv, grain: 1) { kvHeads in
-        for kvHead in kvHeads {
-            let bi = kvHead / hkv
-            let kh = k.data + kvHead * tk * d, vh = v.data + kvHead * tk * d
-            for head in (bi * h + (kvHead % hkv) * group)..<(bi * h + (kvHead % hkv + 1) * group) {
-                let qh = q.data + head * tq * d, ph = probs.data + head * tq * tk, oh = out.data + head * tq * d
-                for blk in 0..<blocks {
-                    let (r0, r1, n) = rows(blk)
-                    // S rows r0..<r1 (cols 0..<n) = q[r0..<r1] · k[0..<n]ᵀ / √D
-                    BLAS.sgemm(transposeA: false, transposeB: true, m: r1 - r0, n: n, k: d, alpha: scale,
-                               qh + r0 * d, kh, ph + r0 * tk, ldc: tk)
-                    for i in r0..<r1 {
-                        let row = ph + i * tk, seen = start + i + 1
-                        softmaxRow(row, row, seen)
-                        (row + seen).update(repeating: 0, count: tk - seen)
-                    }
-                    var weights = UnsafePointer(ph)
-                    if let mask, let dropped {
-                        let mh = mask.data + head * tq * tk, dh = dropped.data + head * tq * tk
-                        for i in (r0 * tk)..<(r1 * tk) { dh[i] = ph[i] * mh[i] }
-                        weights = UnsafePointer(dh)
-                    }
-                    // out[r0..<r1] = P'[r0..<r1, 0..<n] · v[0..<n]
-                    BLAS.sgemm(transposeA: false, transposeB: false, m: r1 - r0, n: d, k: n,
-                               weights + r0 * tk, lda: tk, vh, oh + r0 * d)
-                }
-            }
-        }
-    }
-
+    kernel.forward(q.data, qL, k.data, kvL, v.data, kvL, out.data, oL)
     return Autograd.record(out, "attention", [q, k, v]) { g in
         let dq = Tensor(uninitialized: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
-        Parallel.forEachChunk(b * hkv, grain: 1) { kvHeads in
-            let dp = Tensor(uninitialized: [rowBlock, tk])          // dP for one block of rows
-            for kvHead in kvHeads {
-                let bi = kvHead / hkv
-                let kh = k.data + kvHead * tk * d, vh = v.data + kvHead * tk * d
-                let dkh = dk.data + kvHead * tk * d, dvh = dv.data + kvHead * tk * d
-                for head in (bi * h + (kvHead % hkv) * group)..<(bi * h + (kvHead % hkv + 1) * group) {
-                    let gh = g.data + head * tq * d, qh = q.data + head * tq * d, dqh = dq.data + head * tq * d
-                    let ph = probs.data + head * tq * tk
-                    let weights = dropped.map { UnsafePointer($0.data + head * tq * tk) } ?? UnsafePointer(ph)
-                    let mh = mask.map { $0.data + head * tq * tk }
-                    for blk in 0..<blocks {
-                        let (r0, r1, n) = rows(blk)
-                        let m = r1 - r0
-                        // dv[0..<n] += P'[r0..<r1, 0..<n]ᵀ · dout[r0..<r1]
-                        BLAS.sgemm(transposeA: true, transposeB: false, m: n, n: d, k: m,
-                                   weights + r0 * tk, lda: tk, gh + r0 * d, beta: 1, dvh)
-                        // dP' (m, n) = dout[r0..<r1] · v[0..<n]ᵀ
-                        BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: n, k: d, gh + r0 * d, vh, dp.data, ldc: tk)
-                        for i in r0..<r1 {
-                            let pr = ph + i * tk, dr = dp.data + (i - r0) * tk, seen = start + i + 1
-                            if let mh { for j in 0..<seen { dr[j] *= mh[i * tk + j] } }
-                            let dot = vdot(pr, dr, seen)
-                            for j in 0..<seen { dr[j] = pr[j] * (dr[j] - dot) * scale }
-                            (dr + seen).update(repeating: 0, count: n - seen)
-                        }
-                        // dq[r0..<r1] = dS (m, n) · k[0..<n];  dk[0..<n] += dSᵀ (n, m) · q[r0..<r1]
-                        BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: d, k: n, dp.data, lda: tk, kh, dqh + r0 * d)
-                        BLAS.sgemm(transposeA: true, transposeB: false, m: n, n: d, k: m, dp.data, lda: tk,
-                                   qh + r0 * d, beta: 1, dkh)
-                    }
-                }
+        kernel.backward(g.data, oL, q.data, dq.data, qL, k.data, dk.data, kvL, v.data, dv.data, kvL)
+        return [dq, dk, dv]
+    }
+}
+
+/// Attention straight from a fused projection: qkv (B, T, (H + 2·Hkv)·D), laid out as all query
+/// heads, then all key heads, then all value heads → out (B, T, H·D).
+public func causalAttention(packed qkv: Tensor, heads h: Int, kvHeads: Int? = nil,
+                            dropout p: Float = 0, rng: RandomGenerator? = nil) -> Tensor {
+    let hkv = kvHeads ?? h
+    guard qkv.rank == 3, hkv > 0, h % hkv == 0, qkv.shape[2] % (h + 2 * hkv) == 0 else {
+        fatalError(ShapeError(op: "attention", message: "packed q/k/v \(Shape.describe(qkv.shape)) for \(h) heads, \(hkv) kv heads").description)
+    }
+    let (b, t, width) = (qkv.shape[0], qkv.shape[1], qkv.shape[2])
+    let d = width / (h + 2 * hkv)
+    // Row t of head j in batch b starts at (b·T + t)·width + j·D (+ H·D for keys, + (H + Hkv)·D for values).
+    let qL = AttentionLayout(rowStride: width, batchStride: t * width, headStride: d, offset: 0)
+    let kL = AttentionLayout(rowStride: width, batchStride: t * width, headStride: d, offset: h * d)
+    let vL = AttentionLayout(rowStride: width, batchStride: t * width, headStride: d, offset: (h + hkv) * d)
+    let oL = AttentionLayout(rowStride: h * d, batchStride: t * h * d, headStride: d, offset: 0)
+    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: t, tk: t, d: d, p: p, rng: rng)
+    let out = Tensor(uninitialized: [b, t, h * d])
+    kernel.forward(qkv.data, qL, qkv.data, kL, qkv.data, vL, out.data, oL)
+    return Autograd.record(out, "attention", [qkv]) { g in
+        let dqkv = Tensor(zeros: qkv.shape)
+        kernel.backward(g.data, oL, qkv.data, dqkv.data, qL, qkv.data, dqkv.data, kL, qkv.data, dqkv.data, vL)
+        return [dqkv]
+    }
+}
+
+/// Where head (b, h)'s row t lives: offset + b·batchStride + h·headStride + t·rowStride.
+struct AttentionLayout {
+    let rowStride: Int, batchStride: Int, headStride: Int, offset: Int
+    @inline(__always) func head(_ b: Int, _ h: Int) -> Int { offset + b * batchStride + h * headStride }
+}
+
+/// The computation shared by both layouts; keeps P (and the dropout mask) for backward.
+final class AttentionKernel {
+    let b: Int, h: Int, hkv: Int, tq: Int, tk: Int, d: Int
+    let group: Int, start: Int, scale: Float
+    let probs: Tensor                  // (B, H, Tq, Tk)
+    let mask: Tensor?, dropped: Tensor?
+    static let rowBlock = 64
+
+    init(b: Int, h: Int, hkv: Int, tq: Int, tk: Int, d: Int, p: Float, rng: RandomGenerator?) {
+        precondition(p >= 0 && p < 1, "attention: dropout \(p) outside [0, 1)")
+        precondition(p == 0 || rng != nil, "attention: dropout needs a random generator")
+        (self.b, self.h, self.hkv, self.tq, self.tk, self.d) = (b, h, hkv, tq, tk, d)
+        group = h / hkv
+        start = tk - tq
+        scale = 1 / Float(d).squareRoot()
+        probs = Tensor(uninitialized: [b, h, tq, tk])
+        if p > 0, let rng {
+            let m = Tensor(uninitialized: [b, h, tq, tk]), keep = 1 / (1 - p)
+            for i in 0..<m.count { m.data[i] = rng.uniform() < p ? 0 : keep }
+            mask = m
+            dropped = Tensor(uninitialized: [b, h, tq, tk])
+        } else {
+            mask = nil
+            dropped = nil
+        }
+    }
+
+    /// Rows r0..<r1 of row block `blk` and the number of keys the last of them sees.
+    @inline(__always) private func rows(_ blk: Int) -> (r0: Int, r1: Int, keys: Int) {
+        let r0 = blk * Self.rowBlock, r1 = min(tq, r0 + Self.rowBlock)
+        return (r0, r1, start + r1)
+    }
+    private var blocks: Int { (tq + Self.rowBlock - 1) / Self.rowBlock }
+
+    /// Calls body(batch, kv head, query head, index of the query head's P, scratch) for the heads
+    /// of each kv head, with kv heads spread over the threads; each thread gets `scratch` floats.
+    @inline(__always)
+    private func forEachHead(scratch: Int = 0, _ body: (Int, Int, Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        Parallel.forEachChunk(b * hkv, grain: 1) { kvRange in
+            let buffer = Storage(uninitializedCount: scratch)
+            for kv in kvRange {
+                let (bi, j) = (kv / hkv, kv % hkv)
+                for head in (j * group)..<((j + 1) * group) { body(bi, j, head, bi * h + head, buffer.pointer) }
             }
         }
-        return [dq, dk, dv]
+    }
+
+    func forward(_ q: UnsafePointer<Float>, _ qL: AttentionLayout, _ k: UnsafePointer<Float>, _ kL: AttentionLayout,
+                 _ v: UnsafePointer<Float>, _ vL: AttentionLayout, _ out: UnsafeMutablePointer<Float>, _ oL: AttentionLayout) {
+        let (tq, tk, d, start) = (self.tq, self.tk, self.d, self.start)
+        forEachHead { bi, j, head, ph, _ in
+            let qh = q + qL.head(bi, head), kh = k + kL.head(bi, j), vh = v + vL.head(bi, j), oh = out + oL.head(bi, head)
+            let pp = probs.data + ph * tq * tk
+            for blk in 0..<blocks {
+                let (r0, r1, n) = rows(blk)
+                // S rows r0..<r1 (cols 0..<n) = q[r0..<r1] · k[0..<n]ᵀ / √D
+                BLAS.sgemm(transposeA: false, transposeB: true, m: r1 - r0, n: n, k: d, alpha: scale,
+                           qh + r0 * qL.rowStride, lda: qL.rowStride, kh, ldb: kL.rowStride, pp + r0 * tk, ldc: tk)
+                for i in r0..<r1 {
+                    let row = pp + i * tk, seen = start + i + 1
+                    softmaxRow(row, row, seen)
+                    (row + seen).update(repeating: 0, count: tk - seen)
+                }
+                var weights = UnsafePointer(pp)
+                if let mask, let dropped {
+                    let mh = mask.data + ph * tq * tk, dh = dropped.data + ph * tq * tk
+                    for i in (r0 * tk)..<(r1 * tk) { dh[i] = pp[i] * mh[i] }
+                    weights = UnsafePointer(dh)
+                }
+                // out[r0..<r1] = P'[r0..<r1, 0..<n] · v[0..<n]
+                BLAS.sgemm(transposeA: false, transposeB: false, m: r1 - r0, n: d, k: n,
+                           weights + r0 * tk, lda: tk, vh, ldb: vL.rowStride, oh + r0 * oL.rowStride, ldc: oL.rowStride)
+            }
+        }
+    }
+
+    /// dq is overwritten; dk and dv are added into (start them at zero).
+    func backward(_ g: UnsafePointer<Float>, _ gL: AttentionLayout,
+                  _ q: UnsafePointer<Float>, _ dq: UnsafeMutablePointer<Float>, _ qL: AttentionLayout,
+                  _ k: UnsafePointer<Float>, _ dk: UnsafeMutablePointer<Float>, _ kL: AttentionLayout,
+                  _ v: UnsafePointer<Float>, _ dv: UnsafeMutablePointer<Float>, _ vL: AttentionLayout) {
+        let (tq, tk, d, start, scale) = (self.tq, self.tk, self.d, self.start, self.scale)
+        let rowBlock = Self.rowBlock
+        forEachHead(scratch: rowBlock * tk) { bi, j, head, ph, dp in      // dp: dP for one block of rows
+            let gh = g + gL.head(bi, head), qh = q + qL.head(bi, head), dqh = dq + qL.head(bi, head)
+            let kh = k + kL.head(bi, j), dkh = dk + kL.head(bi, j), vh = v + vL.head(bi, j), dvh = dv + vL.head(bi, j)
+            let pp = probs.data + ph * tq * tk
+            let weights = dropped.map { UnsafePointer($0.data + ph * tq * tk) } ?? UnsafePointer(pp)
+            let mh = mask.map { $0.data + ph * tq * tk }
+            for blk in 0..<blocks {
+                let (r0, r1, n) = rows(blk)
+                let m = r1 - r0
+                // dv[0..<n] += P'[r0..<r1, 0..<n]ᵀ · dout[r0..<r1]
+                BLAS.sgemm(transposeA: true, transposeB: false, m: n, n: d, k: m, weights + r0 * tk, lda: tk,
+                           gh + r0 * gL.rowStride, ldb: gL.rowStride, beta: 1, dvh, ldc: vL.rowStride)
+                // dP' (m, n) = dout[r0..<r1] · v[0..<n]ᵀ
+                BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: n, k: d, gh + r0 * gL.rowStride, lda: gL.rowStride,
+                           vh, ldb: vL.rowStride, dp, ldc: tk)
+                for i in r0..<r1 {
+                    let pr = pp + i * tk, dr = dp + (i - r0) * tk, seen = start + i + 1
+                    if let mh { for c in 0..<seen { dr[c] *= mh[i * tk + c] } }
+                    let dot = vdot(pr, dr, seen)
+                    for c in 0..<seen { dr[c] = pr[c] * (dr[c] - dot) * scale }
+                    (dr + seen).update(repeating: 0, count: n - seen)
+                }
+                // dq[r0..<r1] = dS (m, n) · k[0..<n];  dk[0..<n] += dSᵀ (n, m) · q[r0..<r1]
+                BLAS.sgemm(transposeA: false, transposeB: false, m: m, n: d, k: n, dp, lda: tk, kh, ldb: kL.rowStride,
+                           dqh + r0 * qL.rowStride, ldc: qL.rowStride)
+                BLAS.sgemm(transposeA: true, transposeB: false, m: n, n: d, k: m, dp, lda: tk,
+                           qh + r0 * qL.rowStride, ldb: qL.rowStride, beta: 1, dkh, ldc: kL.rowStride)
+            }
+        }
     }
 }

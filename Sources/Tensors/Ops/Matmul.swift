@@ -83,8 +83,21 @@ public func linear(_ x: Tensor, _ w: Tensor, _ bias: Tensor? = nil) -> Tensor {
             grads.append(gw)
         } else { grads.append(nil) }
         if let bias {
-            grads.append(bias.requiresGrad ? g.reshaped([rows, outF]).sum(axis: 0) : nil)
+            grads.append(bias.requiresGrad ? columnSums(g.data, rows: rows, columns: outF) : nil)
         }
         return grads
     }
+}
+
+/// Σ over rows of a (rows, columns) matrix → (columns), columns split across threads.
+func columnSums(_ x: UnsafePointer<Float>, rows: Int, columns: Int) -> Tensor {
+    let out = Tensor(zeros: [columns])
+    let po = out.data
+    Parallel.forEachChunk(columns, grain: Swift.max(64, (1 << 16) / Swift.max(rows, 1))) { cols in
+        for r in 0..<rows {
+            let row = x + r * columns
+            for c in cols { po[c] += row[c] }
+        }
+    }
+    return out
 }

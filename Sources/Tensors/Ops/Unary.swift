@@ -1,6 +1,28 @@
 import Foundation
 
 /// Element-wise math: exp, log, sqrt, tanh, pow. x (any shape) → out (same shape).
+/// f(a, b) element by element for two same-shaped tensors, 16 lanes at a time (backward kernels).
+@inline(__always)
+func broadcastBinaryVector(_ a: Tensor, _ b: Tensor, _ f: (Float16x, Float16x) -> Float16x) -> Tensor {
+    precondition(a.shape == b.shape, "elementwise: \(Shape.describe(a.shape)) vs \(Shape.describe(b.shape))")
+    let out = Tensor(uninitialized: a.shape)
+    let pa = a.data, pb = b.data, po = out.data, n = a.count
+    Parallel.forEachChunk(n / 16 + 1, grain: 2048) { r in
+        for v in r {
+            let i = v * 16
+            if i + 16 <= n {
+                store16(f(load16(pa + i), load16(pb + i)), po + i)
+            } else if i < n {
+                var x = Float16x(), y = Float16x()
+                for k in 0..<(n - i) { x[k] = pa[i + k]; y[k] = pb[i + k] }
+                let z = f(x, y)
+                for k in 0..<(n - i) { po[i + k] = z[k] }
+            }
+        }
+    }
+    return out
+}
+
 extension Tensor {
     /// Applies a SIMD16 kernel to every element (the tail is padded through one vector).
     @inline(__always)
