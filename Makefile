@@ -1,6 +1,6 @@
 # make demo   — installs what is missing, builds in release, runs the demo
 # make test   — installs what is missing, runs the whole test suite (release build)
-# make bench  — side-by-side benchmarks against numpy / PyTorch (installs them if missing)
+# make bench  — side-by-side benchmarks against numpy / PyTorch / tiktoken / HF tokenizers
 # make fixtures — regenerates the committed PyTorch reference fixtures
 
 # Baseline x86-64 turns SIMD FMA into library calls: compile for this machine's CPU.
@@ -11,6 +11,7 @@ LLM := .build/release/llm
 
 setup:
 	@bash scripts/setup.sh
+	@bash scripts/fetch/gpt2-tiktoken.sh
 
 build: setup
 	swift build $(SWIFTFLAGS) --product llm
@@ -23,11 +24,13 @@ test: setup
 
 bench: build
 	@bash scripts/setup-python.sh
+	@bash scripts/fetch/corpus.sh
 	python3 bench/run.py --llm $(LLM)
 
 fixtures:
 	@bash scripts/setup-python.sh
 	python3 scripts/fixtures/make_tensor_fixtures.py
+	python3 scripts/fixtures/make_tokenizer_fixtures.py
 
 clean:
 	rm -rf .build

@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "llm", targets: ["llm"]),
+        .library(name: "Tokenization", targets: ["Tokenization"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Models", targets: ["Models"]),
@@ -27,6 +28,7 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        .target(name: "Tokenization", swiftSettings: speed),
         .target(
             name: "Tensors",
             dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
@@ -37,11 +39,12 @@ let package = Package(
         .executableTarget(
             name: "llm",
             dependencies: [
-                "Tensors", "NN", "Models",
+                "Tokenization", "Tensors", "NN", "Models",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: speed
         ),
+        .testTarget(name: "TokenizationTests", dependencies: ["Tokenization"], swiftSettings: speed),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: speed),
         .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),
     ],

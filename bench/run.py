@@ -55,8 +55,57 @@ ob, rb = best_of_rounds(
 ob, rb = ob[0], rb[0]
 rows.append((f"block fwd+bwd B{B} T{Tc} C{C} nh{H} (tok/s)", ob["tokens_per_s"], rb["tokens_per_s"], f"torch {rb['torch']}"))
 
+
+# Tokenizer: GPT-2 encoding vs tiktoken (ids must be identical), BPE training vs HF tokenizers.
+cache = os.path.join(os.path.dirname(here), ".cache")
+corpus, train, held = (os.path.join(cache, f) for f in ("corpus.txt", "corpus-5mb.txt", "corpus-heldout.txt"))
+ours_ids, ref_ids = os.path.join(cache, "corpus.llm-ids.u32"), os.path.join(cache, "corpus.tiktoken-ids.u32")
+best_ot, best_rt = {}, {}
+for _ in range(max(1, args.rounds // 2)):      # the reference side takes a while: fewer rounds
+    ot = lines([args.llm, "bench", "tokenizer", "--corpus", corpus, "--train", train, "--heldout", held,
+                "--vocab", "4096", "--threads", T, "--ids-out", ours_ids])[0]
+    rt = lines([sys.executable, os.path.join(here, "tokenizer_reference.py"), "--corpus", corpus, "--train", train,
+                "--heldout", held, "--vocab", "4096", "--ids", ref_ids], env=ref_env)[0]
+    for k, v in ot.items():
+        if isinstance(v, float):
+            best_ot[k] = min(best_ot.get(k, v), v) if k == "train_seconds" else max(best_ot.get(k, v), v)
+    for k, v in rt.items():
+        if isinstance(v, float):
+            best_rt[k] = min(best_rt.get(k, v), v) if k == "hf_train_seconds" else max(best_rt.get(k, v), v)
+    tok_versions = f"tiktoken {rt['tiktoken_version']}"
+    hf_version = f"tokenizers {rt['tokenizers_version']}"
+
+with open(ours_ids, "rb") as f: a = f.read()
+with open(ref_ids, "rb") as f: b = f.read()
+if a == b:
+    identical = f"identical ({len(a) // 4} ids)"
+else:
+    import array
+    x, y = array.array("I", a), array.array("I", b)
+    i = next((k for k in range(min(len(x), len(y))) if x[k] != y[k]), min(len(x), len(y)))
+    import tiktoken
+    from tiktoken.load import load_tiktoken_bpe
+    ranks = load_tiktoken_bpe(os.path.join(cache, "gpt2.tiktoken"))
+    inv = {v: k for k, v in ranks.items()}
+    offset = sum(len(inv.get(t, b"")) for t in y[:i])
+    text = open(corpus, "rb").read()
+    identical = f"DIFFERENT at id {i}, byte offset {offset}: {text[max(0, offset - 40):offset + 40]!r}"
+    print("tokenizer ids:", identical, file=sys.stderr)
+
+# tiktoken's batch call queues one job per document; its plain loop is the faster single-thread anchor.
+tik_single = max(best_rt["encode_mb_per_s"], best_rt["batch_mb_per_s_1thread"])
+rows.append(("GPT-2 encode_ordinary, 1 thread (MB/s)", best_ot["encode_mb_per_s"], best_rt["encode_mb_per_s"], tok_versions))
+rows.append((f"GPT-2 batch encode, {T} threads vs tiktoken 1 thread (MB/s)", best_ot["batch_mb_per_s"], tik_single, tok_versions))
+rows.append(("GPT-2 decode (MB/s)", best_ot["decode_mb_per_s"], best_rt["decode_mb_per_s"], tok_versions))
+rows.append(("BPE training, 5 MB to vocab 4096 (1/s, higher is faster)", 1 / best_ot["train_seconds"], 1 / best_rt["hf_train_seconds"], hf_version))
+
 print(f"\nthreads: {args.threads}, best of {args.rounds} alternating rounds\n")
 print("| work | ours | reference | ratio | reference is |")
 print("|---|---:|---:|---:|---|")
 for name, o, r, who in rows:
     print(f"| {name} | {o:.1f} | {r:.1f} | {o / r:.2f}x | {who} |")
+
+print(f"\nGPT-2 ids on the {os.path.getsize(corpus) / 1e6:.1f} MB corpus vs tiktoken: {identical}")
+print(f"BPE training: ours {best_ot['train_seconds']:.2f} s, HF tokenizers {best_rt['hf_train_seconds']:.2f} s")
+print(f"compression on held-out text (bytes/token, same vocab size and pattern): ours {best_ot['bytes_per_token']:.4f}, "
+      f"HF tokenizers {best_rt['hf_bytes_per_token']:.4f} ({100 * (best_ot['bytes_per_token'] / best_rt['hf_bytes_per_token'] - 1):+.2f} %)")

@@ -1,13 +1,46 @@
 import ArgumentParser
+import Foundation
+import NN
 import Tensors
+import Tokenization
 
 @main
 struct LLM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "llm",
-        abstract: "A large language model built from scratch in Swift: tensors, autograd, training, inference.",
-        subcommands: [Demo.self, Bench.self]
+        abstract: "A large language model built from scratch in Swift: tokenizer, tensors, autograd, training, inference.",
+        subcommands: [Tokenize.self, Detokenize.self, TrainTokenizer.self, Demo.self, Bench.self]
     )
+
+    /// Our own errors print as `error: <what was wrong>` on stderr with exit status 1; the
+    /// argument parser's (usage, --help) print as it formats them.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as CLIError {
+            fail(error.description)
+        } catch let error as TokenizerError {
+            fail(error.description)
+        } catch let error as LoadError {
+            fail(error.description)
+        } catch let error as ShapeError {
+            fail(error.description)
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        Foundation.exit(1)
+    }
+}
+
+/// A failure the CLI reports in one line.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Options every command shares.
@@ -16,6 +49,35 @@ struct GlobalOptions: ParsableArguments {
     var threads: Int?
 
     func apply() {
-        if let threads { Parallel.setThreads(threads) } else { Parallel.setThreads(Parallel.threads) }
+        if let threads { Parallel.setThreads(threads) }
     }
+}
+
+/// Where reference data lives: $LLM_CACHE, else the repository's .cache folder (found from the
+/// executable, .build/<config>/llm), else ./.cache.
+func cacheDirectory() -> String {
+    if let env = ProcessInfo.processInfo.environment["LLM_CACHE"] { return env }
+    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    let repo = exe.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let candidate = repo.appendingPathComponent(".cache").path
+    if FileManager.default.fileExists(atPath: candidate) { return candidate }
+    return FileManager.default.currentDirectoryPath + "/.cache"
+}
+
+/// Reads a whole file, or fails naming it.
+func readFile(_ path: String) throws -> Data {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw CLIError("cannot read \(path): " + (FileManager.default.fileExists(atPath: path) ? "permission denied or a folder" : "no such file"))
+    }
+    return data
+}
+
+/// UTF-8 text from bytes, or an error that says where the first invalid byte is (offset and line).
+func utf8Text(_ data: Data, source: String) throws -> String {
+    let bad = data.withUnsafeBytes { firstInvalidUTF8($0.bindMemory(to: UInt8.self)) }
+    if let bad {
+        let line = data.prefix(bad).filter { $0 == 0x0A }.count + 1
+        throw CLIError("\(source): invalid UTF-8 at byte offset \(bad) (line \(line))")
+    }
+    return String(decoding: data, as: UTF8.self)
 }

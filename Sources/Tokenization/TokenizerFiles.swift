@@ -1,0 +1,142 @@
+import Foundation
+
+/// Saving and loading tokenizers: our own folder format, Hugging Face `tokenizer.json`, and
+/// tiktoken ranks files.
+///
+/// Our folder: `tokenizer.tiktoken` (tiktoken's ranks format, so other tools can read the
+/// vocabulary) and `tokenizer-config.json` with the split pattern, special tokens and the merges
+/// in rank order (so encoding after a reload is exactly what the trainer produced).
+struct TokenizerConfig: Codable {
+    var format = "llm-bpe-1"
+    var pattern: SplitPattern
+    var regex: String
+    var specialTokens: [String: UInt32]
+    var merges: [[UInt32]]?
+
+    enum CodingKeys: String, CodingKey {
+        case format, pattern, regex, merges
+        case specialTokens = "special_tokens"
+    }
+}
+
+extension Tokenizer {
+    public static let ranksFileName = "tokenizer.tiktoken"
+    public static let configFileName = "tokenizer-config.json"
+
+    /// Writes our folder format into `directory` (created if needed; files renamed into place).
+    public func save(to directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let tokens = (0..<bpe.count).map { Array(bpe.tokenBytes(UInt32($0))) }
+        try TiktokenFile.write(tokens, to: directory + "/" + Self.ranksFileName)
+        let config = TokenizerConfig(pattern: pattern, regex: pattern.regex,
+                                     specialTokens: Dictionary(uniqueKeysWithValues: specialTokens.map { ($0.text, $0.id) }),
+                                     merges: bpe.mergeList?.map { [$0.0, $0.1] })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try atomicWrite(try encoder.encode(config), to: directory + "/" + Self.configFileName)
+    }
+
+    /// Reads our folder format.
+    public static func load(directory: String) throws(TokenizerError) -> Tokenizer {
+        let configPath = directory + "/" + configFileName
+        guard let data = FileManager.default.contents(atPath: configPath) else {
+            throw .file(path: configPath, line: nil, message: "cannot read the file")
+        }
+        let config: TokenizerConfig
+        do { config = try JSONDecoder().decode(TokenizerConfig.self, from: data) } catch {
+            throw .file(path: configPath, line: nil, message: "not a tokenizer config: \(error)")
+        }
+        let tokens = try TiktokenFile.read(directory + "/" + ranksFileName)
+        var merges: [(UInt32, UInt32)]?
+        if let m = config.merges {
+            guard m.allSatisfy({ $0.count == 2 }) else { throw .file(path: configPath, line: nil, message: "merges must be [left, right] pairs") }
+            merges = m.map { ($0[0], $0[1]) }
+        }
+        return Tokenizer(pattern: config.pattern, bpe: try BytePairEncoder(tokens: tokens, merges: merges), specialTokens: config.specialTokens)
+    }
+
+    /// Loads whatever `path` is: our folder, a Hugging Face `tokenizer.json` (or a folder holding
+    /// one), or a tiktoken ranks file (read with GPT-2's pattern, no special tokens).
+    public static func load(path: String) throws(TokenizerError) -> Tokenizer {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw .file(path: path, line: nil, message: "no such file or folder")
+        }
+        if isDir.boolValue {
+            if FileManager.default.fileExists(atPath: path + "/" + configFileName) { return try load(directory: path) }
+            if FileManager.default.fileExists(atPath: path + "/tokenizer.json") { return try load(huggingFace: path + "/tokenizer.json") }
+            throw .file(path: path, line: nil, message: "holds neither \(configFileName) nor tokenizer.json")
+        }
+        if path.hasSuffix(".json") { return try load(huggingFace: path) }
+        return Tokenizer(pattern: .gpt2, bpe: try BytePairEncoder(tokens: try TiktokenFile.read(path)))
+    }
+
+    /// A Hugging Face `tokenizer.json` for a byte-level BPE model (GPT-2 style): the vocabulary's
+    /// strings use GPT-2's byte-to-character table; merges are "left right" strings or pairs.
+    public static func load(huggingFace path: String) throws(TokenizerError) -> Tokenizer {
+        func fail(_ m: String) -> TokenizerError { .file(path: path, line: nil, message: m) }
+        guard let data = FileManager.default.contents(atPath: path),
+              let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw fail("cannot read as JSON") }
+        guard let model = root["model"] as? [String: Any], (model["type"] as? String ?? "BPE") == "BPE",
+              let vocab = model["vocab"] as? [String: Int], let rawMerges = model["merges"] as? [Any] else {
+            throw fail("not a BPE tokenizer.json (model.type, model.vocab, model.merges)")
+        }
+        let decodeTable = byteLevelDecodeTable()
+        func bytes(_ s: String) throws(TokenizerError) -> [UInt8] {
+            var out: [UInt8] = []
+            for u in s.unicodeScalars {
+                guard let b = decodeTable[u.value] else { throw fail("vocabulary entry \(s.debugDescription) is not byte-level") }
+                out.append(b)
+            }
+            return out
+        }
+        var tokens = [[UInt8]?](repeating: nil, count: (vocab.values.max() ?? -1) + 1)
+        for (s, id) in vocab { tokens[id] = try bytes(s) }
+        var specials: [String: UInt32] = [:]
+        for t in root["added_tokens"] as? [[String: Any]] ?? [] {
+            guard let id = t["id"] as? Int, let content = t["content"] as? String else { continue }
+            specials[content] = UInt32(id)
+            if id < tokens.count, tokens[id] == nil { tokens[id] = Array(content.utf8) }
+        }
+        if let gap = tokens.firstIndex(where: { $0 == nil }) { throw fail("vocabulary has no token with id \(gap)") }
+        var merges: [(UInt32, UInt32)] = []
+        for (i, m) in rawMerges.enumerated() {
+            let pair: [String]
+            if let s = m as? String { pair = s.split(separator: " ", omittingEmptySubsequences: false).map(String.init) }
+            else if let a = m as? [String] { pair = a } else { throw fail("merge \(i) is neither \"a b\" nor [a, b]") }
+            guard pair.count == 2, let a = vocab[pair[0]], let b = vocab[pair[1]] else { throw fail("merge \(i) \(pair) names unknown tokens") }
+            merges.append((UInt32(a), UInt32(b)))
+        }
+        let pattern = try huggingFacePattern(root["pre_tokenizer"], fail)
+        return Tokenizer(pattern: pattern, bpe: try BytePairEncoder(tokens: tokens.map { $0! }, merges: merges), specialTokens: specials)
+    }
+
+    private static func huggingFacePattern(_ pre: Any?, _ fail: (String) -> TokenizerError) throws(TokenizerError) -> SplitPattern {
+        guard let pre = pre as? [String: Any] else { return .gpt2 }
+        switch pre["type"] as? String {
+        case "ByteLevel":
+            return .gpt2
+        case "Sequence":
+            for p in pre["pretokenizers"] as? [[String: Any]] ?? [] where p["type"] as? String == "Split" {
+                let regex = (p["pattern"] as? [String: Any])?["Regex"] as? String ?? ""
+                guard let known = SplitPattern(regex: regex) else { throw fail("unsupported split pattern \(regex.debugDescription)") }
+                return known
+            }
+            return .gpt2
+        default:
+            throw fail("unsupported pre_tokenizer \(pre["type"] ?? "nil")")
+        }
+    }
+}
+
+/// GPT-2's byte-to-character table, inverted: printable Latin-1 bytes stand for themselves, the
+/// other 68 bytes were given the characters U+0100 onwards, in byte order.
+func byteLevelDecodeTable() -> [UInt32: UInt8] {
+    var table: [UInt32: UInt8] = [:]
+    var next: UInt32 = 256
+    for b in 0..<256 {
+        let printable = (33...126).contains(b) || (161...172).contains(b) || (174...255).contains(b)
+        if printable { table[UInt32(b)] = UInt8(b) } else { table[next] = UInt8(b); next += 1 }
+    }
+    return table
+}
