@@ -115,6 +115,8 @@ extension Tokenizer {
         guard let pre = pre as? [String: Any] else { return .gpt2 }
         switch pre["type"] as? String {
         case "ByteLevel":
+            if pre["add_prefix_space"] as? Bool == true { throw fail("pre_tokenizer ByteLevel with add_prefix_space=true is not supported") }
+            if pre["use_regex"] as? Bool == false { throw fail("pre_tokenizer ByteLevel with use_regex=false is not supported") }
             return .gpt2
         case "Sequence":
             for p in pre["pretokenizers"] as? [[String: Any]] ?? [] where p["type"] as? String == "Split" {

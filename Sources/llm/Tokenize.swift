@@ -156,7 +156,8 @@ struct TrainTokenizer: ParsableCommand {
         try tok.save(to: output)
         var tokens = 0
         for t in texts { t.withUnsafeBufferPointer { var out: [UInt32] = []; tok.encodeOrdinary(utf8: $0, into: &out); tokens += out.count } }
-        print("vocabulary   \(tok.vocabularySize) (256 bytes + \(tok.bpe.count - 256) merges + \(special.count) special)")
+        let short = tok.vocabularySize < vocabSize ? " — the text had no more pairs to merge" : ""
+        print("vocabulary   \(tok.vocabularySize) (256 bytes + \(tok.bpe.count - 256) merges + \(special.count) special)\(short)")
         print("input        \(totalBytes) bytes in \(input.count) file(s), \(tokens) tokens, \(String(format: "%.3f", Double(totalBytes) / Double(max(tokens, 1)))) bytes/token")
         print("time         \(String(format: "%.2f", seconds)) s")
         print("saved        \(output)/\(Tokenizer.ranksFileName), \(output)/\(Tokenizer.configFileName)")

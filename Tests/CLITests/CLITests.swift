@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+/// The `llm` command as a user runs it: exact output contracts and one-line errors.
+@Suite struct CommandLine {
+    /// The llm binary built beside this test bundle (.build/<config>/llm).
+    static let llm: String = {
+        var dir = URL(fileURLWithPath: Bundle.main.bundlePath)
+        while dir.pathExtension == "xctest" || !FileManager.default.fileExists(atPath: dir.appendingPathComponent("llm").path) {
+            let up = dir.deletingLastPathComponent()
+            if up.path == dir.path { break }
+            dir = up
+        }
+        return dir.appendingPathComponent("llm").path
+    }()
+
+    static func run(_ args: [String], stdin: String? = nil) throws -> (status: Int32, out: Data, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: llm)
+        p.arguments = args
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        p.standardOutput = out; p.standardError = err; p.standardInput = input
+        try p.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, o, String(decoding: e, as: UTF8.self))
+    }
+
+    @Test func tokenizeJSONIsOneArrayAndNothingElse() throws {
+        let r = try Self.run(["tokenize", "--json", "Hello world"])
+        #expect(r.status == 0)
+        #expect(String(decoding: r.out, as: UTF8.self) == "[15496,995]\n")
+    }
+
+    @Test func tokenizeDefaultShowAndSpecials() throws {
+        #expect(String(decoding: try Self.run(["tokenize", "Hello world"]).out, as: UTF8.self) == "15496 995\n")
+        #expect(String(decoding: try Self.run(["tokenize", "--show", " naïve"]).out, as: UTF8.self) == " 41492  \" naïve\"\n")
+        let refused = try Self.run(["tokenize", "a<|endoftext|>"])
+        #expect(refused.status != 0 && refused.err.hasPrefix("error: special token <|endoftext|> at byte offset 1"))
+        #expect(String(decoding: try Self.run(["tokenize", "--allowed-special", "all", "a<|endoftext|>"]).out, as: UTF8.self) == "64 50256\n")
+    }
+
+    @Test func detokenizeWritesRawBytes() throws {
+        let r = try Self.run(["detokenize", "--ids", "15496 995 50256"])
+        #expect(r.status == 0 && r.out == Data("Hello world<|endoftext|>".utf8))
+        let half = try Self.run(["detokenize", "--ids", "447"])     // one byte of a 3-byte character: passed through unchanged
+        #expect(half.out == Data([0xE2, 0x80]))
+    }
+
+    @Test func errorsAreOneLineAndNonZero() throws {
+        let bad = try Self.run(["detokenize", "--ids", "1 60000"])
+        #expect(bad.status == 1 && bad.err == "error: token id 60000 at position 1 is outside the vocabulary (0..<50257)\n")
+        let missing = try Self.run(["tokenize", "--file", "/no/such/file"])
+        #expect(missing.status == 1 && missing.err == "error: cannot read /no/such/file: no such file\n")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID()).txt").path
+        try Data([0x61, 0x0A, 0x62, 0xFF, 0x63]).write(to: URL(fileURLWithPath: path))
+        let invalid = try Self.run(["tokenize", "--file", path])
+        #expect(invalid.status == 1 && invalid.err == "error: \(path): invalid UTF-8 at byte offset 3 (line 2)\n")
+    }
+
+    @Test func trainTokenizerThenUseIt() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let words = ["the", "cat", "sat", "on", "mat", "with", "hat", "quick", "brown", "fox", "jumps", "over", "lazy", "dog",
+                     "tokenizer", "learns", "merges", "from", "text", "files", "and", "saves", "them", "1234", "café", "日本"]
+        let text = (0..<3000).map { words[($0 * 7 + $0 / 13) % words.count] }.joined(separator: " ")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/in.txt"))
+        let r = try Self.run(["train-tokenizer", "--input", dir + "/in.txt", "--vocab-size", "300", "--special", "<|endoftext|>", "--output", dir + "/tok"])
+        #expect(r.status == 0)
+        #expect(String(decoding: r.out, as: UTF8.self).contains("vocabulary   300 (256 bytes + 43 merges + 1 special)"))
+        let ids = try Self.run(["tokenize", "--tokenizer", dir + "/tok", "--json", "the cat"])
+        let back = try Self.run(["detokenize", "--tokenizer", dir + "/tok", "--ids", String(decoding: ids.out, as: UTF8.self).trimmingCharacters(in: CharacterSet(charactersIn: "[]\n"))])
+        #expect(back.out == Data("the cat".utf8))
+        let stats = String(decoding: try Self.run(["tokenize", "--stats", "--tokenizer", dir + "/tok", "--file", dir + "/in.txt"]).out, as: UTF8.self)
+        #expect(stats.contains("char-level") && stats.contains("gpt2") && stats.contains(dir + "/tok"))
+    }
+
+    @Test func helpListsTheCommands() throws {
+        let help = String(decoding: try Self.run(["--help"]).out, as: UTF8.self)
+        for command in ["tokenize", "detokenize", "train-tokenizer", "demo", "bench"] { #expect(help.contains(command)) }
+    }
+}
