@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Models
 import NN
 import Tensors
 import Tokenization
@@ -9,7 +10,7 @@ struct LLM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "llm",
         abstract: "A large language model built from scratch in Swift: tokenizer, tensors, autograd, training, inference.",
-        subcommands: [Tokenize.self, Detokenize.self, TrainTokenizer.self, Demo.self, Bench.self]
+        subcommands: [Tokenize.self, Detokenize.self, TrainTokenizer.self, Inspect.self, Logits.self, Demo.self, Bench.self]
     )
 
     /// Our own errors print as `error: <what was wrong>` on stderr with exit status 1; the
@@ -25,6 +26,8 @@ struct LLM: ParsableCommand {
         } catch let error as LoadError {
             fail(error.description)
         } catch let error as ShapeError {
+            fail(error.description)
+        } catch let error as ModelError {
             fail(error.description)
         } catch {
             exit(withError: error)

@@ -49,6 +49,8 @@ import Tensors
         ("attention dropout", { let q = r([1, 2, 4, 3]), k = r([1, 2, 4, 3]), v = r([1, 2, 4, 3])
             // The same seed gives the same dropout mask on every evaluation.
             return GradCheck.run([q, k, v], eps: 1e-3) { causalAttention(q, k, v, dropout: 0.3, rng: RandomGenerator(seed: 5)) } }),
+        ("attention packed q/k/v", { let qkv = r([2, 5, 24])        // 2 heads + 2 kv heads of size 4, as q | k | v
+            return GradCheck.run([qkv], eps: 1e-3) { causalAttention(packed: qkv, heads: 4, kvHeads: 2) } }),
         ("dropout", { let x = r([4, 6]); return GradCheck.run([x]) { x.dropout(0.5, rng: RandomGenerator(seed: 3)) } }),
         ("embedding", { let w = r([6, 3]); return GradCheck.run([w]) { w.gatherRows([1, 4, 1, 0], shape: [2, 2]) } }),
         ("concat", { let a = r([2, 3]), b = r([2, 2]); return GradCheck.run([a, b]) { Tensor.concat([a, b], axis: 1) } }),

@@ -43,23 +43,33 @@ public final class MLP: Module {
     public func callAsFunction(_ x: Tensor) -> Tensor { dropout(proj(fc(x).geluTanh())) }   // (B, T, C)
 }
 
-/// A GPT-2 transformer block, pre-norm: x + attn(ln1(x)), then + mlp(ln2(·)). (B, T, C) → (B, T, C).
+/// A GPT-2 transformer block. (B, T, C) → (B, T, C).
+///   pre-norm (GPT-2):        x + attn(ln1(x)), then h + mlp(ln2(h))
+///   post-norm (Transformer): ln1(x + attn(x)), then ln2(h + mlp(h))
 public final class TransformerBlock: Module {
     public var ln1: LayerNorm
     public var attn: CausalSelfAttention
     public var ln2: LayerNorm
     public var mlp: MLP
+    public let norm: GPTConfig.Norm
 
-    public init(embedding c: Int, heads: Int, dropout: Float = 0, bias: Bool = true, rng: RandomGenerator) {
-        ln1 = LayerNorm(c, bias: bias)
+    public init(embedding c: Int, heads: Int, dropout: Float = 0, bias: Bool = true, norm: GPTConfig.Norm = .pre,
+                eps: Float = 1e-5, rng: RandomGenerator) {
+        ln1 = LayerNorm(c, eps: eps, bias: bias)
         attn = CausalSelfAttention(embedding: c, heads: heads, dropout: dropout, bias: bias, rng: rng)
-        ln2 = LayerNorm(c, bias: bias)
+        ln2 = LayerNorm(c, eps: eps, bias: bias)
         mlp = MLP(embedding: c, dropout: dropout, bias: bias, rng: rng)
+        self.norm = norm
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let h = x + attn(ln1(x))
-        return h + mlp(ln2(h))
+        switch norm {
+        case .pre:
+            let h = x + attn(ln1(x))
+            return h + mlp(ln2(h))
+        case .post:
+            let h = ln1(x + attn(x))
+            return ln2(h + mlp(h))
+        }
     }
 }
-

@@ -1,0 +1,144 @@
+import Foundation
+import Tensors
+
+/// The safetensors format (Hugging Face): an 8-byte little-endian header length N, N bytes of JSON
+/// `{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}`, then the raw
+/// little-endian tensor bytes, offsets counted from the end of the header.
+///
+/// Reading memory-maps the file and checks every length and offset before touching the bytes;
+/// F32, F16 and BF16 tensors become Float32 tensors. Writing stores F32, names sorted, header
+/// padded to 8 bytes, through a temporary file renamed into place.
+public enum Safetensors {
+    public struct Entry {
+        public let dtype: String
+        public let shape: [Int]
+        public let range: Range<Int>       // byte range within the data section
+    }
+
+    public struct File {
+        public let path: String
+        public let entries: [String: Entry]
+        public let metadata: [String: String]
+        let data: Data
+        let dataStart: Int
+
+        /// Tensor `name` as Float32.
+        public func tensor(_ name: String) throws(ModelError) -> Tensor {
+            guard let e = entries[name] else { throw .file(path, "no tensor named \(name)") }
+            let count = Shape.count(e.shape)
+            let t = Tensor.zeros(e.shape)
+            let dst = t.data
+            data.withUnsafeBytes { raw in
+                let src = raw.baseAddress! + dataStart + e.range.lowerBound
+                switch e.dtype {
+                case "F32":
+                    UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: count * 4)
+                case "F16":
+                    for i in 0..<count { dst[i] = halfToFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+                default:   // BF16: the upper half of a Float32
+                    for i in 0..<count { dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
+                }
+            }
+            return t
+        }
+
+        /// Every tensor, as Float32.
+        public func tensors() throws(ModelError) -> [String: Tensor] {
+            var out: [String: Tensor] = [:]
+            for name in entries.keys { out[name] = try tensor(name) }
+            return out
+        }
+    }
+
+    static let sizes = ["F32": 4, "F16": 2, "BF16": 2]
+
+    public static func read(_ path: String) throws(ModelError) -> File {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) } catch {
+            throw .file(path, "cannot read: \(error.localizedDescription)")
+        }
+        guard data.count >= 8 else { throw .file(path, "\(data.count) bytes: too short for the 8-byte header length") }
+        let n = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard n <= UInt64(data.count - 8) else { throw .file(path, "header length \(n) at byte 0 runs past the end of the file (\(data.count) bytes)") }
+        let headerEnd = 8 + Int(n)
+        guard let json = (try? JSONSerialization.jsonObject(with: data[8..<headerEnd])) as? [String: Any] else {
+            throw .file(path, "header (bytes 8..<\(headerEnd)) is not a JSON object")
+        }
+        var entries: [String: Entry] = [:], metadata: [String: String] = [:]
+        let dataSize = data.count - headerEnd
+        for (name, value) in json {
+            if name == "__metadata__" { metadata = value as? [String: String] ?? [:]; continue }
+            guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
+                  let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw .file(path, "tensor \(name): header entry needs dtype, shape and data_offsets [begin, end]")
+            }
+            guard let size = sizes[dtype] else { throw .file(path, "tensor \(name): dtype \(dtype) is not supported (F32, F16, BF16)") }
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw .file(path, "tensor \(name): negative dimension in \(shape)") }
+            let (begin, end) = (offsets[0], offsets[1])
+            guard begin >= 0, begin <= end, end <= dataSize else {
+                throw .file(path, "tensor \(name): data_offsets [\(begin), \(end)] outside the \(dataSize)-byte data section")
+            }
+            guard end - begin == Shape.count(shape) * size else {
+                throw .file(path, "tensor \(name): \(end - begin) bytes for shape \(Shape.describe(shape)) of \(dtype) (expected \(Shape.count(shape) * size))")
+            }
+            entries[name] = Entry(dtype: dtype, shape: shape, range: begin..<end)
+        }
+        return File(path: path, entries: entries, metadata: metadata, data: data, dataStart: headerEnd)
+    }
+
+    /// Writes Float32 tensors (and string metadata) to `path`, atomically.
+    public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to path: String) throws {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        let names = tensors.keys.sorted()
+        for name in names {
+            let t = tensors[name]!
+            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + t.count * 4]]
+            offset += t.count * 4
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = Data(capacity: 8 + json.count + offset)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
+        out.append(json)
+        for name in names { let t = tensors[name]!; out.append(Data(bytes: t.data, count: t.count * 4)) }
+        try writeAtomically(out, to: path)
+    }
+}
+
+/// IEEE half → Float32, by bits (no dependence on the platform's Float16 support).
+@inline(__always)
+func halfToFloat(_ h: UInt16) -> Float {
+    let sign = UInt32(h & 0x8000) << 16, exp = Int(h >> 10) & 0x1F, mant = UInt32(h & 0x3FF)
+    if exp == 0 {
+        if mant == 0 { return Float(bitPattern: sign) }
+        return (sign != 0 ? -1 : 1) * Float(mant) * 0x1p-24                // subnormal
+    }
+    if exp == 31 { return Float(bitPattern: sign | 0x7F80_0000 | mant << 13) }   // inf / nan
+    return Float(bitPattern: sign | UInt32(exp - 15 + 127) << 23 | mant << 13)
+}
+
+/// Writes `data` to a temporary file beside `path`, then renames it into place.
+public func writeAtomically(_ data: Data, to path: String) throws {
+    let tmp = path + ".tmp-\(getpid())"
+    try data.write(to: URL(fileURLWithPath: tmp))
+    guard rename(tmp, path) == 0 else {
+        let reason = String(cString: strerror(errno))
+        try? FileManager.default.removeItem(atPath: tmp)
+        throw ModelError.file(path, "cannot write: \(reason)")
+    }
+}
+
+/// Model files and weights: each error names the file (or tensor) and what was wrong.
+public enum ModelError: Error, CustomStringConvertible {
+    case file(String, String)
+    case weights(String)
+
+    public var description: String {
+        switch self {
+        case let .file(path, message): return "\(path): \(message)"
+        case let .weights(message): return message
+        }
+    }
+}
