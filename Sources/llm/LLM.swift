@@ -10,7 +10,7 @@ struct LLM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "llm",
         abstract: "A large language model built from scratch in Swift: tokenizer, tensors, autograd, training, inference.",
-        subcommands: [Tokenize.self, Detokenize.self, TrainTokenizer.self, Inspect.self, Logits.self, Demo.self, Bench.self]
+        subcommands: [Tokenize.self, Detokenize.self, TrainTokenizer.self, Inspect.self, Logits.self, Generate.self, Demo.self, Bench.self]
     )
 
     /// Our own errors print as `error: <what was wrong>` on stderr with exit status 1; the

@@ -82,3 +82,37 @@ import Testing
         for command in ["tokenize", "detokenize", "train-tokenizer", "demo", "bench"] { #expect(help.contains(command)) }
     }
 }
+
+@Suite struct ModelCommands {
+    static let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/gpt2-tiny").path
+    static let reference: [String: Any] = {
+        let url = URL(fileURLWithPath: tiny + "-reference.json")
+        return try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+    }()
+
+    @Test func generateJSONGivesTransformersGreedyIds() throws {
+        let prompt = (Self.reference["greedy_prompt"] as! [Int]).map(String.init).joined(separator: " ")
+        let want = (Self.reference["greedy_ids"] as! [Int]).map(String.init).joined(separator: ", ")
+        let r = try CommandLine.run(["generate", "--model", Self.tiny, "--ids", prompt, "--temperature", "0", "--max-new-tokens", "16", "--json"])
+        #expect(r.status == 0)
+        #expect(String(decoding: r.out, as: UTF8.self) == "{\"ids\": [\(want)]}\n")
+    }
+
+    @Test func logitsJSONMatchesTransformers() throws {
+        let ids = (Self.reference["ids"] as! [Int])
+        let r = try CommandLine.run(["logits", "--model", Self.tiny, "--ids", ids.map(String.init).joined(separator: " "), "--json"])
+        let out = try JSONSerialization.jsonObject(with: r.out) as! [String: Any]
+        let logits = (out["logits"] as! [[Double]]).flatMap { $0 }, want = (Self.reference["logits"] as! [[Double]]).flatMap { $0 }
+        #expect(logits.count == want.count)
+        #expect(zip(logits, want).map { abs($0 - $1) }.max()! <= 1e-4)
+        #expect(abs((out["loss"] as! Double) - (Self.reference["loss"] as! Double)) <= 1e-5)
+    }
+
+    @Test func inspectPrintsTheParameterTable() throws {
+        let out = String(decoding: try CommandLine.run(["inspect", "--config", "gpt2"]).out, as: UTF8.self)
+        #expect(out.contains("blocks.11.attn.qkv.weight") && out.contains("(2304, 768)"))
+        #expect(out.contains("total 124,439,808 parameters"))
+        let bad = try CommandLine.run(["logits", "--model", Self.tiny, "--ids", "1 300"])
+        #expect(bad.status == 1 && bad.err.contains("id 300 at position 1 is outside the model's vocabulary (0..<300)"))
+    }
+}

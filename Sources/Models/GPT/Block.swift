@@ -21,10 +21,19 @@ public final class CausalSelfAttention: Module {
         residualDropout = Dropout(dropout, rng: rng)
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor, cache: KVCache? = nil, layer: Int = 0) -> Tensor {
         let qkv = qkv(x)                                                    // (B, T, 3C): q | k | v
-        let y = causalAttention(packed: qkv, heads: heads, dropout: training ? dropout : 0, rng: rng)  // (B, T, C)
-        return residualDropout(proj(y))                                     // (B, T, C)
+        guard let cache else {
+            let y = causalAttention(packed: qkv, heads: heads, dropout: training ? dropout : 0, rng: rng)  // (B, T, C)
+            return residualDropout(proj(y))                                 // (B, T, C)
+        }
+        // With a cache: new keys/values join the cached ones; queries attend to all of them.
+        let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
+        let parts = qkv.reshaped(b, t, 3, heads, c / heads).permuted(2, 0, 3, 1, 4)   // (3, B, nh, T, hs)
+        let (q, k, v) = (parts.select(axis: 0, 0), parts.select(axis: 0, 1), parts.select(axis: 0, 2))
+        cache.write(layer: layer, k: k, v: v)
+        let y = causalAttention(q, keys: cache.keys[layer], values: cache.values[layer], length: cache.length + t)  // (B, nh, T, hs)
+        return proj(y.transposed(1, 2).reshaped(b, t, c))                  // (B, T, C)
     }
 }
 
@@ -62,13 +71,13 @@ public final class TransformerBlock: Module {
         self.norm = norm
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor, cache: KVCache? = nil, layer: Int = 0) -> Tensor {
         switch norm {
         case .pre:
-            let h = x + attn(ln1(x))
+            let h = x + attn(ln1(x), cache: cache, layer: layer)
             return h + mlp(ln2(h))
         case .post:
-            let h = ln1(x + attn(x))
+            let h = ln1(x + attn(x, cache: cache, layer: layer))
             return ln2(h + mlp(h))
         }
     }

@@ -41,21 +41,30 @@ public final class GPT: Module {
     /// The output matrix (V, C).
     public var outputWeight: Tensor { lmHead?.weight ?? wte.weight }
 
-    /// Final hidden states (B, T, C) for ids of shape (B, T).
-    public func hidden(_ ids: [Int32], batch: Int, length: Int) -> Tensor {
+    /// Final hidden states (B, T, C) for ids of shape (B, T). With a cache, the ids continue the
+    /// cached positions (their keys and values are added to it).
+    public func hidden(_ ids: [Int32], batch: Int, length: Int, cache: KVCache? = nil) -> Tensor {
+        let start = cache?.length ?? 0
         precondition(ids.count == batch * length, "GPT: \(ids.count) ids for batch \(batch) × length \(length)")
-        precondition(length <= config.contextLength, "GPT: length \(length) exceeds the context \(config.contextLength)")
-        let positions = (0..<length).map { Int32($0) }
+        precondition(start + length <= config.contextLength, "GPT: position \(start + length) exceeds the context \(config.contextLength)")
+        let positions = (start..<(start + length)).map { Int32($0) }
         let tok = wte(ids, shape: [batch, length])                    // (B, T, C)
         let pos = wpe(positions, shape: [length])                     // (T, C), broadcast over B
         var x = embeddingDropout(tok + pos)                           // (B, T, C)
-        for block in blocks { x = block(x) }                          // (B, T, C)
+        for (i, block) in blocks.enumerated() { x = block(x, cache: cache, layer: i) }   // (B, T, C)
+        cache?.advance(length)
         return lnF(x)                                                 // (B, T, C)
     }
 
     /// Logits (B, T, V).
-    public func callAsFunction(_ ids: [Int32], batch: Int, length: Int) -> Tensor {
-        linear(hidden(ids, batch: batch, length: length), outputWeight)        // (B, T, V)
+    public func callAsFunction(_ ids: [Int32], batch: Int, length: Int, cache: KVCache? = nil) -> Tensor {
+        linear(hidden(ids, batch: batch, length: length, cache: cache), outputWeight)   // (B, T, V)
+    }
+
+    /// An empty cache sized for this model.
+    public func makeCache(batch: Int = 1, capacity: Int? = nil) -> KVCache {
+        KVCache(layers: config.layers, batch: batch, kvHeads: config.heads, headSize: config.embedding / config.heads,
+                capacity: capacity ?? config.contextLength)
     }
 
     /// Mean next-token cross-entropy: inputs (B, T) predict targets (B, T); -100 targets are ignored.

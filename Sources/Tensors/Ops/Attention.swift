@@ -189,3 +189,21 @@ final class AttentionKernel {
         }
     }
 }
+
+/// Inference against a key/value cache (no autograd): q (B, H, Tq, D); keys and values
+/// (B, Hkv, capacity, D) whose first `length` positions are filled (length ≥ Tq; the last Tq of
+/// them belong to the queries). → (B, H, Tq, D).
+public func causalAttention(_ q: Tensor, keys: Tensor, values: Tensor, length: Int) -> Tensor {
+    guard q.rank == 4, keys.rank == 4, keys.shape == values.shape, q.shape[0] == keys.shape[0], q.shape[3] == keys.shape[3],
+          keys.shape[1] > 0, q.shape[1] % keys.shape[1] == 0, length >= q.shape[2], length <= keys.shape[2] else {
+        fatalError(ShapeError(op: "attention (cached)", q.shape, keys.shape).description)
+    }
+    let (b, h, tq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+    let (hkv, capacity) = (keys.shape[1], keys.shape[2])
+    let qL = AttentionLayout(rowStride: d, batchStride: h * tq * d, headStride: tq * d, offset: 0)
+    let kvL = AttentionLayout(rowStride: d, batchStride: hkv * capacity * d, headStride: capacity * d, offset: 0)
+    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: tq, tk: length, d: d, p: 0, rng: nil)
+    let out = Tensor(uninitialized: [b, h, tq, d])
+    kernel.forward(q.data, qL, keys.data, kvL, values.data, kvL, out.data, qL)
+    return out
+}

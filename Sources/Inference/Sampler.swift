@@ -1,0 +1,58 @@
+import Foundation
+import Tensors
+
+/// Picks the next token from a row of logits: greedy (temperature 0), or temperature-scaled
+/// sampling restricted to the top k and/or the smallest set whose probability reaches top-p.
+/// It owns a seeded generator that advances with every draw: a fresh sampler with the same seed
+/// makes the same choices again.
+public struct Sampler {
+    public var temperature: Float
+    public var topK: Int?
+    public var topP: Float?
+    public let rng: RandomGenerator
+
+    public init(temperature: Float = 1, topK: Int? = nil, topP: Float? = nil, seed: UInt64 = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        rng = RandomGenerator(seed: seed)
+    }
+
+    public static var greedy: Sampler { Sampler(temperature: 0) }
+
+    /// The chosen id for one row of logits (V floats).
+    public func sample(_ logits: UnsafeBufferPointer<Float>) -> Int32 {
+        if temperature <= 0 || topK == 1 { return Int32(argmax(logits)) }
+        // Candidates: (id, logit / T), best first, cut to top-k.
+        var candidates = logits.enumerated().map { (id: $0.offset, z: $0.element / temperature) }
+        candidates.sort { $0.z != $1.z ? $0.z > $1.z : $0.id < $1.id }
+        if let k = topK, k > 0, k < candidates.count { candidates.removeLast(candidates.count - k) }
+        // Softmax over the candidates (in Double), then the nucleus.
+        let m = Double(candidates[0].z)
+        var probs = candidates.map { Foundation.exp(Double($0.z) - m) }
+        let total = probs.reduce(0, +)
+        probs = probs.map { $0 / total }
+        var keep = probs.count
+        if let p = topP, p < 1 {
+            var cumulative = 0.0
+            for (i, q) in probs.enumerated() {
+                cumulative += q
+                if cumulative >= Double(p) { keep = i + 1; break }
+            }
+        }
+        let mass = probs[..<keep].reduce(0, +)
+        var u = rng.uniformDouble() * mass
+        for i in 0..<keep {
+            u -= probs[i]
+            if u < 0 { return Int32(candidates[i].id) }
+        }
+        return Int32(candidates[keep - 1].id)
+    }
+}
+
+/// Index of the largest value (the first, on ties).
+public func argmax(_ x: UnsafeBufferPointer<Float>) -> Int {
+    var best = 0
+    for i in 1..<x.count where x[i] > x[best] { best = i }
+    return best
+}
