@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "Training", targets: ["Training"]),
         .library(name: "Inference", targets: ["Inference"]),
     ],
     dependencies: [
@@ -37,11 +38,12 @@ let package = Package(
         ),
         .target(name: "NN", dependencies: ["Tensors"], swiftSettings: speed),
         .target(name: "Models", dependencies: ["Tensors", "NN"], swiftSettings: speed),
+        .target(name: "Training", dependencies: ["Tokenization", "Tensors", "NN", "Models"], swiftSettings: speed),
         .target(name: "Inference", dependencies: ["Tokenization", "Tensors", "Models"], swiftSettings: speed),
         .executableTarget(
             name: "llm",
             dependencies: [
-                "Tokenization", "Tensors", "NN", "Models", "Inference",
+                "Tokenization", "Tensors", "NN", "Models", "Training", "Inference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: speed
@@ -50,6 +52,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: speed),
         // Runs the built `llm` binary as a user would (it is built with the tests).
         .testTarget(name: "CLITests", dependencies: ["llm"], swiftSettings: speed),
+        .testTarget(name: "TrainingTests", dependencies: ["Tensors", "NN", "Models", "Training"], swiftSettings: speed),
         .testTarget(name: "InferenceTests", dependencies: ["Tensors", "Models", "Inference"], swiftSettings: speed),
         .testTarget(name: "ModelsTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),
         .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),

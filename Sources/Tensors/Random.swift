@@ -25,6 +25,12 @@ public final class RandomGenerator: @unchecked Sendable {
         state = (snapshot[0], snapshot[1], snapshot[2], snapshot[3])
     }
 
+    /// Takes over another generator's state (for restoring from a checkpoint in place).
+    public func restore(from other: RandomGenerator) {
+        state = other.state
+        spareNormal = nil
+    }
+
     /// The state, for saving; a pending cached normal is dropped so the snapshot is exact.
     public var snapshot: [UInt64] {
         spareNormal = nil

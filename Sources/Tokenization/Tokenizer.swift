@@ -152,6 +152,33 @@ public final class Tokenizer: @unchecked Sendable {
         return results
     }
 
+    /// Encodes one long text on several threads, exactly as `encodeOrdinary` would: the text is cut
+    /// into pieces first (one pass), and runs of whole pieces are encoded concurrently.
+    public func encodeOrdinaryParallel(utf8 bytes: UnsafeBufferPointer<UInt8>, threads: Int) -> [UInt32] {
+        guard threads > 1, bytes.count > 1 << 16, let base = bytes.baseAddress else {
+            var out: [UInt32] = []
+            encodeOrdinary(utf8: bytes, into: &out)
+            return out
+        }
+        // Cut points at piece boundaries, about bytes/threads/4 apart.
+        var cuts = [0]
+        let target = bytes.count / (threads * 4)
+        pattern.split(bytes) { r in if r.upperBound - cuts.last! >= target { cuts.append(r.upperBound) } }
+        if cuts.last! != bytes.count { cuts.append(bytes.count) }
+        var parts = [[UInt32]](repeating: [], count: cuts.count - 1)
+        parts.withUnsafeMutableBufferPointer { res in
+            let res = res
+            DispatchQueue.concurrentPerform(iterations: res.count) { i in
+                var out: [UInt32] = []
+                let cache = caches.take()
+                encodeOrdinary(UnsafeBufferPointer(start: base + cuts[i], count: cuts[i + 1] - cuts[i]), into: &out, cache: cache)
+                caches.give(cache)
+                res[i] = out
+            }
+        }
+        return parts.flatMap { $0 }
+    }
+
     // MARK: Decoding
 
     /// The bytes of one token (special tokens included).

@@ -3,6 +3,7 @@ import Foundation
 import Inference
 import Models
 import Tokenization
+import Training
 
 /// `llm generate`: continue a prompt with a model, streaming the text as it comes.
 struct Generate: ParsableCommand {
@@ -25,7 +26,8 @@ struct Generate: ParsableCommand {
     func run() throws {
         global.apply()
         let gpt = try loadModel(model)
-        let tok = try modelTokenizer(folder: model, vocabularySize: gpt.config.vocabularySize, explicit: tokenizer)
+        let folder = FileManager.default.fileExists(atPath: model + "/config.json") ? model : (Checkpoint.latest(model) ?? model)
+        let tok = try modelTokenizer(folder: folder, vocabularySize: gpt.config.vocabularySize, explicit: tokenizer)
         let promptIds: [Int32]
         switch (prompt, ids) {
         case let (text?, nil):

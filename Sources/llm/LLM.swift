@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Models
+import Training
 import NN
 import Tensors
 import Tokenization
@@ -10,7 +11,7 @@ struct LLM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "llm",
         abstract: "A large language model built from scratch in Swift: tokenizer, tensors, autograd, training, inference.",
-        subcommands: [Tokenize.self, Detokenize.self, TrainTokenizer.self, Inspect.self, Logits.self, Generate.self, Demo.self, Bench.self]
+        subcommands: [Tokenize.self, Detokenize.self, TrainTokenizer.self, Prepare.self, Train.self, Generate.self, Logits.self, Inspect.self, Export.self, Demo.self, Bench.self]
     )
 
     /// Our own errors print as `error: <what was wrong>` on stderr with exit status 1; the
@@ -28,6 +29,8 @@ struct LLM: ParsableCommand {
         } catch let error as ShapeError {
             fail(error.description)
         } catch let error as ModelError {
+            fail(error.description)
+        } catch let error as TrainingError {
             fail(error.description)
         } catch {
             exit(withError: error)

@@ -116,3 +116,38 @@ import Testing
         #expect(bad.status == 1 && bad.err.contains("id 300 at position 1 is outside the model's vocabulary (0..<300)"))
     }
 }
+
+@Suite struct TrainingCommands {
+    /// prepare → train → generate → export → logits on the export, end to end on a small text.
+    @Test func trainGenerateExport() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("train-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir + "/docs", withIntermediateDirectories: true)
+        let words = ["alpha", "beta", "gamma", "delta", "the", "and", "of", "model", "learns", "text"]
+        for f in 0..<3 {
+            let text = (0..<400).map { words[($0 * (f + 3) + $0 / 7) % words.count] }.joined(separator: " ")
+            try Data(text.utf8).write(to: URL(fileURLWithPath: "\(dir)/docs/\(f).txt"))
+        }
+        try Data("{\"text\": \"a json document\"}\n{\"text\": \"a json document\"}\n".utf8).write(to: URL(fileURLWithPath: dir + "/docs/x.jsonl"))
+        let prep = try CommandLine.run(["prepare", "--input", dir + "/docs", "--tokenizer", "gpt2", "--out", dir + "/data.tok"])
+        #expect(prep.status == 0)
+        #expect(String(decoding: prep.out, as: UTF8.self).contains("5 document(s), 1 exact duplicate(s) dropped"))
+        let train = try CommandLine.run(["train", "--data", dir + "/docs", "--tokenizer", "train", "--vocab-size", "300", "--config", "mini",
+                                         "--context", "32", "--batch", "4", "--steps", "6", "--eval-every", "3", "--out", dir + "/run"])
+        #expect(train.status == 0, "\(train.err)")
+        for f in ["checkpoint/model.safetensors", "checkpoint/optimizer.safetensors", "checkpoint/state.json", "log.jsonl", "loss.svg"] {
+            #expect(FileManager.default.fileExists(atPath: dir + "/run/" + f), "\(f)")
+        }
+        let log = try String(contentsOfFile: dir + "/run/log.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(log.count == 6 && log[2].contains("val_loss"))
+        let resumed = try CommandLine.run(["train", "--resume", dir + "/run", "--steps", "8"])
+        #expect(resumed.status == 0 && String(decoding: resumed.out, as: UTF8.self).contains("resuming"))
+        #expect(try String(contentsOfFile: dir + "/run/log.jsonl", encoding: .utf8).split(separator: "\n").count == 8)
+        let gen = try CommandLine.run(["generate", "--model", dir + "/run", "--prompt", "alpha", "--max-new-tokens", "5", "--json"])
+        #expect(gen.status == 0 && String(decoding: gen.out, as: UTF8.self).hasPrefix("{\"ids\": ["))
+        let export = try CommandLine.run(["export", "--model", dir + "/run", "--format", "hf", "--output", dir + "/hf"])
+        #expect(export.status == 0)
+        let a = try CommandLine.run(["logits", "--model", dir + "/hf", "--ids", "1 2 3", "--json"])
+        let b = try CommandLine.run(["logits", "--model", dir + "/run", "--ids", "1 2 3", "--json"])
+        #expect(a.status == 0 && a.out == b.out)
+    }
+}

@@ -13,10 +13,13 @@ public final class GPT: Module {
     public var lnF: LayerNorm
     public var lmHead: Linear?                // (V, C) when not tied to wte
     var embeddingDropout: Dropout
+    /// The generator the dropout layers draw from (saved in checkpoints for exact resumes).
+    public let rng: RandomGenerator
 
     /// GPT-2's initialization: N(0, 0.02) weights, zero biases, residual projections scaled by 1/√(2·layers).
     public init(_ config: GPTConfig, rng: RandomGenerator) {
         self.config = config
+        self.rng = rng
         let c = config.embedding
         wte = Embedding(config.vocabularySize, c, std: 0.02, rng: rng)
         wpe = Embedding(config.contextLength, c, std: 0.01, rng: rng)

@@ -80,6 +80,7 @@ public struct GPTConfig: Codable, Equatable, Sendable {
         "gpt2-large": GPTConfig(vocabularySize: 50257, contextLength: 1024, embedding: 1280, layers: 36, heads: 20),
         "gpt2-xl": GPTConfig(vocabularySize: 50257, contextLength: 1024, embedding: 1600, layers: 48, heads: 25),
         "tiny": GPTConfig(vocabularySize: 50257, contextLength: 256, embedding: 256, layers: 4, heads: 4),
+        "small": GPTConfig(vocabularySize: 50257, contextLength: 128, embedding: 192, layers: 4, heads: 6),
         "mini": GPTConfig(vocabularySize: 50257, contextLength: 128, embedding: 128, layers: 2, heads: 4),
     ]
 }

@@ -1,0 +1,79 @@
+import Foundation
+import Models
+import NN
+import Tensors
+
+/// A training run's checkpoint: RUN/checkpoint/ holds
+///   config.json + model.safetensors   the model, as a Hugging Face GPT-2 folder (also `--model RUN`)
+///   optimizer.safetensors             AdamW's moments, named `m.<param>` / `v.<param>`
+///   state.json                        step, tokens seen, options, batch order, generators, tokenizer
+/// It is written whole into RUN/checkpoint.tmp/ and then swapped in by renaming folders, so a kill
+/// at any moment leaves the previous checkpoint (RUN/checkpoint or RUN/checkpoint.old) intact.
+public enum Checkpoint {
+    public struct State: Codable {
+        public var step: Int
+        public var tokensSeen: Int
+        public var options: TrainingOptions
+        public var data: String
+        public var tokenizer: String
+        public var batches: [String: [UInt64]]
+        public var modelRNG: [UInt64]
+        public var adamSteps: Int
+
+        enum CodingKeys: String, CodingKey {
+            case step, options, data, tokenizer, batches
+            case tokensSeen = "tokens_seen", modelRNG = "model_rng", adamSteps = "adam_steps"
+        }
+    }
+
+    public static func folder(_ run: String) -> String { run + "/checkpoint" }
+
+    public static func save(_ trainer: Trainer, run: String, tokenizer: String, tokenizerFiles: String? = nil) throws {
+        let tmp = run + "/checkpoint.tmp", final = folder(run), old = run + "/checkpoint.old"
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: tmp)
+        try HuggingFaceGPT2.save(trainer.model, to: tmp)
+        var moments: [String: Tensor] = [:]
+        let names = trainer.optimizer.groups.flatMap(\.parameters).map { p in trainer.model.namedParameters().first { $0.tensor === p }!.name }
+        for (i, name) in names.enumerated() {
+            moments["m." + name] = trainer.optimizer.m[i]
+            moments["v." + name] = trainer.optimizer.v[i]
+        }
+        try Safetensors.write(moments, to: tmp + "/optimizer.safetensors")
+        let state = State(step: trainer.step, tokensSeen: trainer.tokensSeen, options: trainer.options, data: trainer.data.path,
+                          tokenizer: tokenizer, batches: trainer.train.state, modelRNG: trainer.model.rng.snapshot,
+                          adamSteps: trainer.optimizer.stepCount)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(state).write(to: URL(fileURLWithPath: tmp + "/state.json"))
+        if let tokenizerFiles {
+            for f in try fm.contentsOfDirectory(atPath: tokenizerFiles) { try fm.copyItem(atPath: tokenizerFiles + "/" + f, toPath: tmp + "/" + f) }
+        }
+        try? fm.removeItem(atPath: old)
+        if fm.fileExists(atPath: final) { try fm.moveItem(atPath: final, toPath: old) }
+        try fm.moveItem(atPath: tmp, toPath: final)
+        try? fm.removeItem(atPath: old)
+    }
+
+    /// The folder to resume from: the checkpoint, or the previous one if a swap was interrupted.
+    public static func latest(_ run: String) -> String? {
+        for f in [folder(run), run + "/checkpoint.old"] where FileManager.default.fileExists(atPath: f + "/state.json") { return f }
+        return nil
+    }
+
+    public static func readState(_ folder: String) throws -> State {
+        guard let data = FileManager.default.contents(atPath: folder + "/state.json") else { throw TrainingError.file(folder + "/state.json", "cannot read") }
+        do { return try JSONDecoder().decode(State.self, from: data) } catch { throw TrainingError.file(folder + "/state.json", "\(error)") }
+    }
+
+    /// Restores optimizer moments, the data order, the dropout generator and the step counters.
+    public static func restore(_ trainer: Trainer, from folder: String, state: State) throws {
+        let file = try Safetensors.read(folder + "/optimizer.safetensors")
+        let names = trainer.optimizer.groups.flatMap(\.parameters).map { p in trainer.model.namedParameters().first { $0.tensor === p }!.name }
+        let m = try names.map { try file.tensor("m." + $0) }, v = try names.map { try file.tensor("v." + $0) }
+        trainer.optimizer.restore(step: state.adamSteps, m: m, v: v)
+        try trainer.train.restore(state.batches)
+        trainer.model.rng.restore(from: RandomGenerator(snapshot: state.modelRNG))
+        trainer.restore(step: state.step, tokensSeen: state.tokensSeen)
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import Models
+import NN
+import Tensors
+
+/// Everything a training run is configured with (saved in checkpoints).
+public struct TrainingOptions: Codable, Sendable {
+    public var steps: Int
+    public var batch: Int
+    public var context: Int
+    public var gradAccum = 1
+    public var learningRate: Float = 6e-4
+    public var minLearningRate: Float = 6e-5
+    public var warmup = 100
+    public var weightDecay: Float = 0.1
+    public var clip: Float = 1
+    public var evalEvery = 100
+    public var evalBatches = 20
+    public var sampleEvery = 0
+    public var seed: UInt64 = 1337
+    public var valFraction = 0.1
+
+    public init(steps: Int, batch: Int, context: Int) { self.steps = steps; self.batch = batch; self.context = context }
+}
+
+/// What one optimizer step did.
+public struct StepStats: Codable, Sendable {
+    public var step: Int
+    public var loss: Float
+    public var learningRate: Float
+    public var gradNorm: Float
+    public var tokens: Int
+    public var seconds: Double
+    public var valLoss: Float?
+
+    enum CodingKeys: String, CodingKey {
+        case step, loss, tokens, seconds
+        case learningRate = "lr", gradNorm = "grad_norm", valLoss = "val_loss"
+    }
+}
+
+/// The training loop: micro-batches with gradient accumulation, clipping, AdamW with weight decay
+/// on matrices only, warmup + cosine schedule, periodic evaluation on held-out windows.
+public final class Trainer {
+    public let model: GPT
+    public let options: TrainingOptions
+    public let optimizer: AdamW
+    public let schedule: WarmupCosineLR
+    public var train: SlidingWindowBatches
+    public let data: TokenFile
+    public let valRange: Range<Int>
+    public private(set) var step = 0
+    public private(set) var tokensSeen = 0
+
+    public init(model: GPT, data: TokenFile, options: TrainingOptions) throws {
+        self.model = model
+        self.options = options
+        self.data = data
+        guard data.vocabularySize <= model.config.vocabularySize else {
+            throw TrainingError.config("\(data.path) holds a vocabulary of \(data.vocabularySize) but the model has \(model.config.vocabularySize)")
+        }
+        guard options.context <= model.config.contextLength else {
+            throw TrainingError.config("context \(options.context) exceeds the model's \(model.config.contextLength)")
+        }
+        let split = data.count - Int(Double(data.count) * options.valFraction)
+        valRange = split..<data.count
+        train = try SlidingWindowBatches(file: data, range: 0..<split, context: options.context, batch: options.batch, seed: options.seed)
+        optimizer = AdamW(ParameterGroup.decayMatrices(of: model, weightDecay: options.weightDecay),
+                          learningRate: options.learningRate, beta1: 0.9, beta2: 0.95, eps: 1e-8)
+        schedule = WarmupCosineLR(maxLR: options.learningRate, minLR: options.minLearningRate,
+                                  warmupSteps: options.warmup, decaySteps: options.steps)
+    }
+
+    /// One optimizer step over `gradAccum` micro-batches.
+    public func trainStep() throws -> StepStats {
+        let start = Date()
+        model.train()
+        let (b, t) = (options.batch, options.context)
+        var lossSum: Float = 0
+        for _ in 0..<options.gradAccum {
+            let (x, y) = train.next()
+            let loss = model.loss(x, targets: y, batch: b, length: t) * (1 / Float(options.gradAccum))
+            guard loss.item.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss (\(loss.item))") }
+            lossSum += loss.item
+            loss.backward()
+        }
+        for (name, p) in model.namedParameters() {
+            if let g = p.grad, !g.scalars.allSatisfy(\.isFinite) {
+                throw TrainingError.nonFinite(step: step + 1, what: "the gradient of \(name)")
+            }
+        }
+        let norm = clipGradNorm(model.parameters, maxNorm: options.clip)
+        let lr = schedule.learningRate(at: step)
+        optimizer.learningRate = lr
+        optimizer.step()
+        optimizer.zeroGrad()
+        step += 1
+        tokensSeen += b * t * options.gradAccum
+        return StepStats(step: step, loss: lossSum, learningRate: lr, gradNorm: norm, tokens: tokensSeen,
+                         seconds: Date().timeIntervalSince(start))
+    }
+
+    /// Mean loss over up to `evalBatches` fixed windows of the validation range (the same windows every time).
+    public func evaluate() throws -> Float {
+        model.eval()
+        defer { model.train() }
+        let (b, t) = (options.batch, options.context)
+        guard valRange.count >= t + 1 else { return .nan }
+        var batches = try SlidingWindowBatches(file: data, range: valRange, context: t, batch: b, seed: 0)
+        let n = min(options.evalBatches, max(1, batches.windowCount / b))
+        var total: Float = 0
+        for _ in 0..<n {
+            let (x, y) = batches.next()
+            total += withNoGrad { model.loss(x, targets: y, batch: b, length: t).item }
+        }
+        return total / Float(n)
+    }
+
+    /// Puts the loop back where a checkpoint left it.
+    public func restore(step: Int, tokensSeen: Int) {
+        self.step = step
+        self.tokensSeen = tokensSeen
+    }
+
+    /// Entropy (nats/token) of the training range's unigram distribution: the loss a model that
+    /// ignores context entirely would reach.
+    public func unigramLoss() -> Float {
+        var counts = [Int](repeating: 0, count: data.vocabularySize)
+        let sample = min(train.range.count, 2_000_000)
+        for id in data.tokens(train.range.lowerBound..<(train.range.lowerBound + sample)) { counts[Int(id)] += 1 }
+        var h = 0.0
+        for c in counts where c > 0 { let p = Double(c) / Double(sample); h -= p * Foundation.log(p) }
+        return Float(h)
+    }
+}

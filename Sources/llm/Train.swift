@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import Inference
+import Models
+import Tensors
+import Tokenization
+import Training
+
+/// `llm train`: pretrain a GPT on text, with live progress, logs, a loss plot and checkpoints.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Train a GPT on text files (or a token file from llm prepare).")
+
+    @Option(parsing: .upToNextOption, help: "Text files/folders/.jsonl, or one token file.") var data: [String] = []
+    @Option(help: "gpt2, a tokenizer path, or 'train' (learn one from --data first).") var tokenizer = "gpt2"
+    @Option(help: "Vocabulary size when --tokenizer train.") var vocabSize = 4096
+    @Option(help: "Model preset: \(GPTConfig.presets.keys.sorted().joined(separator: ", ")).") var config = "tiny"
+    @Option(help: "Override the preset's embedding width.") var embedding: Int?
+    @Option(help: "Override the preset's layer count.") var layers: Int?
+    @Option(help: "Override the preset's head count.") var heads: Int?
+    @Option(help: "Optimizer steps.") var steps: Int?
+    @Option(help: "Train for this many minutes instead (steps estimated from the first ones).") var minutes: Double?
+    @Option var batch = 8
+    @Option var context = 256
+    @Option var gradAccum = 1
+    @Option var lr: Float = 1e-3
+    @Option var minLr: Float = 1e-4
+    @Option var warmup = 50
+    @Option var weightDecay: Float = 0.1
+    @Option var clip: Float = 1
+    @Option var dropout: Float = 0
+    @Option var evalEvery = 50
+    @Option(help: "Generate a sample every this many steps (0: never).") var sampleEvery = 0
+    @Option var seed: UInt64 = 1337
+    @Option(help: "Run folder (checkpoints, log.jsonl, loss.svg).") var out: String = "runs/latest"
+    @Option(help: "Resume the run in this folder from its checkpoint.") var resume: String?
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        global.apply()
+        let runDir = resume ?? out
+        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+        let trainer: Trainer, tok: Tokenizer?, tokenizerRef: String
+        var tokenizerFolder: String?
+        if let resume {
+            guard let folder = Checkpoint.latest(resume) else { throw CLIError("\(resume) has no checkpoint to resume from") }
+            let state = try Checkpoint.readState(folder)
+            let model = try HuggingFaceGPT2.load(folder: folder)
+            var options = state.options
+            if let steps { options.steps = steps }
+            trainer = try Trainer(model: GPT(model.config, rng: RandomGenerator(seed: 0)), data: TokenFile(path: state.data), options: options)
+            try trainer.model.load(Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.name, $0.tensor) }))
+            try Checkpoint.restore(trainer, from: folder, state: state)
+            tokenizerRef = state.tokenizer
+            tok = try modelTokenizer(folder: folder, vocabularySize: model.config.vocabularySize, explicit: nil)
+            if FileManager.default.fileExists(atPath: folder + "/" + Tokenizer.configFileName) { tokenizerFolder = runDir + "/tokenizer" }
+            print("resuming \(resume) at step \(state.step)")
+        } else {
+            guard !data.isEmpty else { throw CLIError("give --data (text files or a token file), or --resume") }
+            // Tokenizer and token file.
+            let tokenFile: String
+            if data.count == 1, (try? TokenFile(path: data[0])) != nil {
+                tokenFile = data[0]
+                tok = tokenizer == "train" ? nil : try (tokenizer == "gpt2" ? loadGPT2() : Tokenizer.load(path: tokenizer))
+                tokenizerRef = tokenizer
+            } else {
+                let t: Tokenizer
+                switch tokenizer {
+                case "gpt2": t = try loadGPT2(); tokenizerRef = "gpt2"
+                case "train":
+                    var texts: [[UInt8]] = []
+                    for p in data { for f in try expandInputs(p) where !f.hasSuffix(".jsonl") { texts.append(Array(try readFile(f))) } }
+                    print("training a tokenizer: vocabulary \(vocabSize), GPT-4 split pattern, on \(texts.reduce(0) { $0 + $1.count }) bytes")
+                    t = try BPETrainer(vocabularySize: vocabSize, pattern: .gpt4, specialTokens: ["<|endoftext|>"]).train(texts)
+                    tokenizerFolder = runDir + "/tokenizer"
+                    try t.save(to: tokenizerFolder!)
+                    tokenizerRef = tokenizerFolder!
+                default: t = try Tokenizer.load(path: tokenizer); tokenizerRef = tokenizer
+                }
+                tok = t
+                tokenFile = runDir + "/data.tok"
+                print(try prepareCorpus(inputs: data, jsonlField: "text", tokenizer: t, out: tokenFile, threads: Parallel.threads))
+            }
+            let file = try TokenFile(path: tokenFile)
+            guard var cfg = GPTConfig.presets[config] else { throw CLIError("unknown --config '\(config)' (known: \(GPTConfig.presets.keys.sorted().joined(separator: ", ")))") }
+            cfg.vocabularySize = tok?.vocabularySize ?? file.vocabularySize
+            cfg.contextLength = context
+            if let embedding { cfg.embedding = embedding }
+            if let layers { cfg.layers = layers }
+            if let heads { cfg.heads = heads }
+            cfg.dropout = dropout
+            guard cfg.embedding % cfg.heads == 0 else { throw CLIError("embedding \(cfg.embedding) is not divisible by \(cfg.heads) heads") }
+            var options = TrainingOptions(steps: steps ?? 1_000_000, batch: batch, context: context)
+            options.gradAccum = gradAccum; options.learningRate = lr; options.minLearningRate = minLr; options.warmup = warmup
+            options.weightDecay = weightDecay; options.clip = clip; options.evalEvery = evalEvery; options.sampleEvery = sampleEvery
+            options.seed = seed
+            let model = GPT(cfg, rng: RandomGenerator(seed: seed))
+            var t = try Trainer(model: model, data: file, options: options)
+            if steps == nil {
+                guard let minutes else { throw CLIError("give --steps or --minutes") }
+                // Time two steps on a throwaway copy of the trainer, then size the schedule to the budget.
+                let probe = try Trainer(model: GPT(cfg, rng: RandomGenerator(seed: seed)), data: file, options: options)
+                _ = try probe.trainStep()
+                let s = try probe.trainStep().seconds
+                options.steps = max(10, Int(minutes * 60 / s * 0.93))
+                t = try Trainer(model: model, data: file, options: options)
+                print("about \(String(format: "%.2f", s)) s per step: \(options.steps) steps in \(minutes) minutes")
+            }
+            trainer = t
+            print("model: \(cfg.layers) layers, embedding \(cfg.embedding), \(cfg.heads) heads, context \(cfg.contextLength), vocabulary \(cfg.vocabularySize): \(grouped(model.parameterCount)) parameters")
+            print("data: \(grouped(file.count)) tokens (\(grouped(trainer.valRange.count)) held out for validation)")
+        }
+        try loop(trainer, runDir: runDir, tokenizer: tok, tokenizerRef: tokenizerRef, tokenizerFolder: tokenizerFolder)
+    }
+
+    func loop(_ trainer: Trainer, runDir: String, tokenizer tok: Tokenizer?, tokenizerRef: String, tokenizerFolder: String?) throws {
+        let o = trainer.options
+        let log = try RunLog(folder: runDir, keepingThrough: trainer.step)
+        let baseline = trainer.unigramLoss()
+        print("unigram baseline loss \(String(format: "%.3f", baseline)); run folder \(runDir)")
+        let started = Date()
+        let firstStep = trainer.step
+        var lastVal: Float?
+        while trainer.step < o.steps {
+            var s: StepStats
+            do { s = try trainer.trainStep() } catch let e as TrainingError {
+                FileHandle.standardError.write(Data("\n".utf8))
+                throw CLIError(e.description)
+            }
+            let isEval = s.step % o.evalEvery == 0 || s.step == o.steps
+            if isEval { lastVal = try trainer.evaluate(); s.valLoss = lastVal }
+            try log.append(s)
+            let elapsed = Date().timeIntervalSince(started), done = s.step - firstStep
+            let tps = Double(s.tokens - (log.entries.first { $0.step == firstStep + 1 }?.tokens ?? 0) + o.batch * o.context * o.gradAccum) / max(elapsed, 1e-9)
+            let eta = elapsed / Double(done) * Double(o.steps - s.step)
+            let val = lastVal.map { String(format: "%.3f", $0) } ?? "  -  "
+            let line = "step \(s.step)/\(o.steps)  loss \(String(format: "%.3f", s.loss))  val \(val)  lr \(String(format: "%.2e", s.learningRate))  |g| \(String(format: "%.2f", s.gradNorm))  \(Int(tps)) tok/s  ETA \(Int(eta / 60))m\(String(format: "%02d", Int(eta) % 60))s"
+            FileHandle.standardOutput.write(Data(("\r" + line + "   ").utf8))
+            if isEval {
+                print("")
+                try log.plot(baseline: baseline)
+                try Checkpoint.save(trainer, run: runDir, tokenizer: tokenizerRef, tokenizerFiles: tokenizerFolder)
+            }
+            if o.sampleEvery > 0, s.step % o.sampleEvery == 0, let tok { print(""); printSample(trainer.model, tok) }
+        }
+        print("done: \(trainer.step) steps, \(grouped(trainer.tokensSeen)) tokens; checkpoint in \(Checkpoint.folder(runDir)), log \(runDir)/log.jsonl, plot \(runDir)/loss.svg")
+    }
+}
+
+/// A short sample (temperature 0.8, top-k 40) after an end-of-text token.
+func printSample(_ model: GPT, _ tok: Tokenizer, tokens: Int = 60, seed: UInt64 = 0) {
+    let eotId: UInt32 = tok.specialTokenId("<|endoftext|>") ?? 0
+    let start: [Int32] = [Int32(eotId)]
+    var gen = Generator(model: model, sampler: Sampler(temperature: 0.8, topK: 40, seed: seed))
+    if let eot = tok.specialTokenId("<|endoftext|>") { gen.stopIds = [Int32(eot)] }
+    let ids = gen.generate(prompt: start, maxNewTokens: tokens)
+    model.train()
+    let text = (try? tok.decode(ids.map { UInt32($0) })) ?? ""
+    print("  sample: " + text.replacingOccurrences(of: "\n", with: "\n          "))
+}
