@@ -133,3 +133,20 @@ enum GPTParams {
         return c.vocabularySize * e + c.contextLength * e + c.layers * block + e + bias * e + (c.tiedEmbeddings ? 0 : c.vocabularySize * e)
     }
 }
+
+@Suite struct SafetensorsDTypes {
+    /// Half and bfloat16 tensors become the Float32 values their bits stand for.
+    @Test func f16AndBF16AreConverted() throws {
+        let header = #"{"h":{"dtype":"F16","shape":[5],"data_offsets":[0,10]},"b":{"dtype":"BF16","shape":[3],"data_offsets":[10,16]}}"#
+        var bytes = Data()
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
+        bytes.append(Data(header.utf8))
+        for h: UInt16 in [0x3C00, 0xC100, 0x7BFF, 0x0001, 0x8000] { withUnsafeBytes(of: h.littleEndian) { bytes.append(contentsOf: $0) } }
+        for b: UInt16 in [0x3F80, 0xC020, 0x4049] { withUnsafeBytes(of: b.littleEndian) { bytes.append(contentsOf: $0) } }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dt-\(UUID()).safetensors").path
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let file = try Safetensors.read(path)
+        #expect(try file.tensor("h").scalars == [1, -2.5, 65504, 0x1p-24, -0.0])
+        #expect(try file.tensor("b").scalars == [1, -2.5, 3.140625])
+    }
+}
