@@ -99,6 +99,21 @@ rows.append((f"GPT-2 batch encode, {T} threads vs tiktoken 1 thread (MB/s)", bes
 rows.append(("GPT-2 decode (MB/s)", best_ot["decode_mb_per_s"], best_rt["decode_mb_per_s"], tok_versions))
 rows.append(("BPE training, 5 MB to vocab 4096 (1/s, higher is faster)", 1 / best_ot["train_seconds"], 1 / best_rt["hf_train_seconds"], hf_version))
 
+# GPT training (tiny B8 T256 and GPT-2 124M B4 T256) and 124M generation vs PyTorch (HF GPT2LMHeadModel).
+gpt_rows = []
+for name, b, t, steps in (("tiny", 8, 256, 4), ("gpt2", 4, 256, 2)):
+    o, r = best_of_rounds([args.llm, "bench", "train", "--config", name, "--batch", str(b), "--context", str(t),
+                           "--steps", str(steps), "--threads", T, "--json"],
+                          [sys.executable, os.path.join(here, "torch_gpt.py"), "train", name, str(b), str(t), str(steps), T],
+                          "tokens_per_s") if args.rounds else (None, None)
+    o, r = o[0], r[0]
+    rows.append((f"train {name} B{b} T{t}, AdamW fp32 (tok/s)", o["tokens_per_s"], r["tokens_per_s"], f"torch {r['torch']}"))
+    gpt_rows.append(f"{name} B{b} T{t}: MFU {100 * o['mfu']:.1f} % of {o['peak_gflops']:.0f} GFLOPS (2048³ sgemm, measured); "
+                    f"peak RSS ours {o['peak_rss_mb']:.0f} MiB, PyTorch {r['peak_rss_mb']:.0f} MiB")
+o, r = best_of_rounds([args.llm, "bench", "generate", "--config", "gpt2", "--tokens", "100", "--threads", T, "--json"],
+                      [sys.executable, os.path.join(here, "torch_gpt.py"), "generate", "gpt2", "16", "100", T], "tokens_per_s")
+rows.append(("generate gpt2 124M, greedy, batch 1, KV cache (tok/s)", o[0]["tokens_per_s"], r[0]["tokens_per_s"], f"torch {r[0]['torch']}"))
+
 print(f"\nthreads: {args.threads}, best of {args.rounds} alternating rounds\n")
 print("| work | ours | reference | ratio | reference is |")
 print("|---|---:|---:|---:|---|")
@@ -109,3 +124,5 @@ print(f"\nGPT-2 ids on the {os.path.getsize(corpus) / 1e6:.1f} MB corpus vs tikt
 print(f"BPE training: ours {best_ot['train_seconds']:.2f} s, HF tokenizers {best_rt['hf_train_seconds']:.2f} s")
 print(f"compression on held-out text (bytes/token, same vocab size and pattern): ours {best_ot['bytes_per_token']:.4f}, "
       f"HF tokenizers {best_rt['hf_bytes_per_token']:.4f} ({100 * (best_ot['bytes_per_token'] / best_rt['hf_bytes_per_token'] - 1):+.2f} %)")
+for line in gpt_rows:
+    print(line)
