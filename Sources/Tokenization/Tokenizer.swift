@@ -139,7 +139,8 @@ public final class Tokenizer: @unchecked Sendable {
         results.withUnsafeMutableBufferPointer { res in
             let res = res
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let cache = PieceCache()
+                let cache = caches.take()
+                defer { caches.give(cache) }
                 for i in (c * texts.count / chunks)..<((c + 1) * texts.count / chunks) {
                     var t = texts[i]
                     var out: [UInt32] = []

@@ -64,11 +64,15 @@ public func linear(_ x: Tensor, _ w: Tensor, _ bias: Tensor? = nil) -> Tensor {
     let rows = x.count / max(inF, 1)
     let outShape = Array(x.shape.dropLast()) + [outF]
     let out = Tensor(uninitialized: outShape)
-    if let bias {
-        for r in 0..<rows { (out.data + r * outF).update(from: bias.data, count: outF) }
+    if rows <= 4 {
+        gemv(x.data, rows: rows, w.data, outF: outF, inF: inF, bias: bias?.data, out.data)
+    } else {
+        if let bias {
+            for r in 0..<rows { (out.data + r * outF).update(from: bias.data, count: outF) }
+        }
+        BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: outF, k: inF,
+                   x.data, w.data, beta: bias == nil ? 0 : 1, out.data)
     }
-    BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: outF, k: inF,
-               x.data, w.data, beta: bias == nil ? 0 : 1, out.data)
     let inputs = bias.map { [x, w, $0] } ?? [x, w]
     return Autograd.record(out, "linear", inputs) { g in
         var grads: [Tensor?] = []
@@ -100,4 +104,17 @@ func columnSums(_ x: UnsafePointer<Float>, rows: Int, columns: Int) -> Tensor {
         }
     }
     return out
+}
+
+/// y (rows, out) = x (rows, in) · wᵀ + bias for a few rows (token-by-token generation): each weight
+/// row is streamed once and dotted with every x row, output rows split across threads. Memory-bound,
+/// where sgemm's packing would cost more than the arithmetic.
+func gemv(_ x: UnsafePointer<Float>, rows: Int, _ w: UnsafePointer<Float>, outF: Int, inF: Int,
+          bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) {
+    Parallel.forEachChunk(outF, grain: 256) { outs in
+        for o in outs {
+            let wr = w + o * inF
+            for r in 0..<rows { y[r * outF + o] = vdot(wr, x + r * inF, inF) + (bias?[o] ?? 0) }
+        }
+    }
 }
