@@ -19,6 +19,8 @@ public struct TrainingOptions: Codable, Sendable {
     public var sampleEvery = 0
     public var seed: UInt64 = 1337
     public var valFraction = 0.1
+    /// Distance between training windows (nil: the context length, so windows do not overlap).
+    public var stride: Int?
 
     public init(steps: Int, batch: Int, context: Int) { self.steps = steps; self.batch = batch; self.context = context }
 }
@@ -64,7 +66,8 @@ public final class Trainer {
         }
         let split = data.count - Int(Double(data.count) * options.valFraction)
         valRange = split..<data.count
-        train = try SlidingWindowBatches(file: data, range: 0..<split, context: options.context, batch: options.batch, seed: options.seed)
+        train = try SlidingWindowBatches(file: data, range: 0..<split, context: options.context, stride: options.stride,
+                                         batch: options.batch, seed: options.seed)
         optimizer = AdamW(ParameterGroup.decayMatrices(of: model, weightDecay: options.weightDecay),
                           learningRate: options.learningRate, beta1: 0.9, beta2: 0.95, eps: 1e-8)
         schedule = WarmupCosineLR(maxLR: options.learningRate, minLR: options.minLearningRate,

@@ -28,8 +28,11 @@ struct Generate: ParsableCommand {
         let gpt = try loadModel(model)
         let folder = FileManager.default.fileExists(atPath: model + "/config.json") ? model : (Checkpoint.latest(model) ?? model)
         let tok = try modelTokenizer(folder: folder, vocabularySize: gpt.config.vocabularySize, explicit: tokenizer)
+        let chars = tokenizer == nil ? try loadCharTokenizer(folder) : nil
         let promptIds: [Int32]
         switch (prompt, ids) {
+        case let (text?, nil) where chars != nil:
+            promptIds = chars!.encode(text).map { Int32($0) }
         case let (text?, nil):
             guard let tok else { throw CLIError("\(model) has no tokenizer: give --tokenizer, or the prompt as --ids") }
             promptIds = try tok.encode(text, allowedSpecial: .all).map { Int32($0) }
@@ -47,6 +50,15 @@ struct Generate: ParsableCommand {
         generator.useCache = !noCache
         if let eot = tok?.specialTokenId("<|endoftext|>") { generator.stopIds = [Int32(eot)] }
 
+        if let chars, !json {
+            let out = generator.generate(prompt: promptIds, maxNewTokens: maxNewTokens) { id in
+                FileHandle.standardOutput.write(Data(((try? chars.decode([UInt32(id)])) ?? "").utf8))
+                return true
+            }
+            print("")
+            FileHandle.standardError.write(Data("[\(out.count) tokens]\n".utf8))
+            return
+        }
         if json || tok == nil {
             let out = generator.generate(prompt: promptIds, maxNewTokens: maxNewTokens)
             print("{\"ids\": [" + out.map(String.init).joined(separator: ", ") + "]}")

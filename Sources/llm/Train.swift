@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Inference
 import Models
+import NN
 import Tensors
 import Tokenization
 import Training
@@ -11,7 +12,7 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Train a GPT on text files (or a token file from llm prepare).")
 
     @Option(parsing: .upToNextOption, help: "Text files/folders/.jsonl, or one token file.") var data: [String] = []
-    @Option(help: "gpt2, a tokenizer path, or 'train' (learn one from --data first).") var tokenizer = "gpt2"
+    @Option(help: "gpt2, a tokenizer path, 'train' (learn a BPE from --data first), or 'char' (one id per character).") var tokenizer = "gpt2"
     @Option(help: "Vocabulary size when --tokenizer train.") var vocabSize = 4096
     @Option(help: "Model preset: \(GPTConfig.presets.keys.sorted().joined(separator: ", ")).") var config = "tiny"
     @Option(help: "Override the preset's embedding width.") var embedding: Int?
@@ -21,6 +22,7 @@ struct Train: ParsableCommand {
     @Option(help: "Train for this many minutes instead (steps estimated from the first ones).") var minutes: Double?
     @Option var batch = 8
     @Option var context = 256
+    @Option(help: "Distance between training windows (default: the context length).") var stride: Int?
     @Option var gradAccum = 1
     @Option var lr: Float = 1e-3
     @Option var minLr: Float = 1e-4
@@ -41,6 +43,7 @@ struct Train: ParsableCommand {
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         let trainer: Trainer, tok: Tokenizer?, tokenizerRef: String
         var tokenizerFolder: String?
+        var charTokenizer: CharTokenizer?
         if let resume {
             guard let folder = Checkpoint.latest(resume) else { throw CLIError("\(resume) has no checkpoint to resume from") }
             let state = try Checkpoint.readState(folder)
@@ -53,12 +56,26 @@ struct Train: ParsableCommand {
             tokenizerRef = state.tokenizer
             tok = try modelTokenizer(folder: folder, vocabularySize: model.config.vocabularySize, explicit: nil)
             if FileManager.default.fileExists(atPath: folder + "/" + Tokenizer.configFileName) { tokenizerFolder = runDir + "/tokenizer" }
+            if let c = try loadCharTokenizer(folder) { charTokenizer = c; tokenizerFolder = runDir + "/tokenizer" }
             print("resuming \(resume) at step \(state.step)")
         } else {
             guard !data.isEmpty else { throw CLIError("give --data (text files or a token file), or --resume") }
             // Tokenizer and token file.
             let tokenFile: String
-            if data.count == 1, (try? TokenFile(path: data[0])) != nil {
+            if tokenizer == "char" {
+                var text = ""
+                for p in data { for f in try expandInputs(p) { text += try utf8Text(try readFile(f), source: f) } }
+                let c = CharTokenizer(training: text)
+                tokenizerFolder = runDir + "/tokenizer"
+                try FileManager.default.createDirectory(atPath: tokenizerFolder!, withIntermediateDirectories: true)
+                try writeAtomically(try JSONEncoder().encode(c), to: tokenizerFolder! + "/" + charTokenizerFile)
+                tokenFile = runDir + "/data.tok"
+                try TokenFile.write(c.encode(text), vocabularySize: c.vocabularySize, to: tokenFile)
+                print("character-level tokenizer: \(c.vocabularySize) ids (\(c.alphabet.count) characters + unknown), \(text.unicodeScalars.count) tokens")
+                charTokenizer = c
+                tok = nil
+                tokenizerRef = tokenizerFolder!
+            } else if data.count == 1, (try? TokenFile(path: data[0])) != nil {
                 tokenFile = data[0]
                 tok = tokenizer == "train" ? nil : try (tokenizer == "gpt2" ? loadGPT2() : Tokenizer.load(path: tokenizer))
                 tokenizerRef = tokenizer
@@ -82,7 +99,7 @@ struct Train: ParsableCommand {
             }
             let file = try TokenFile(path: tokenFile)
             guard var cfg = GPTConfig.presets[config] else { throw CLIError("unknown --config '\(config)' (known: \(GPTConfig.presets.keys.sorted().joined(separator: ", ")))") }
-            cfg.vocabularySize = tok?.vocabularySize ?? file.vocabularySize
+            cfg.vocabularySize = tok?.vocabularySize ?? charTokenizer?.vocabularySize ?? file.vocabularySize
             cfg.contextLength = context
             if let embedding { cfg.embedding = embedding }
             if let layers { cfg.layers = layers }
@@ -93,6 +110,7 @@ struct Train: ParsableCommand {
             options.gradAccum = gradAccum; options.learningRate = lr; options.minLearningRate = minLr; options.warmup = warmup
             options.weightDecay = weightDecay; options.clip = clip; options.evalEvery = evalEvery; options.sampleEvery = sampleEvery
             options.seed = seed
+            options.stride = stride
             let model = GPT(cfg, rng: RandomGenerator(seed: seed))
             var t = try Trainer(model: model, data: file, options: options)
             if steps == nil {
@@ -109,10 +127,12 @@ struct Train: ParsableCommand {
             print("model: \(cfg.layers) layers, embedding \(cfg.embedding), \(cfg.heads) heads, context \(cfg.contextLength), vocabulary \(cfg.vocabularySize): \(grouped(model.parameterCount)) parameters")
             print("data: \(grouped(file.count)) tokens (\(grouped(trainer.valRange.count)) held out for validation)")
         }
-        try loop(trainer, runDir: runDir, tokenizer: tok, tokenizerRef: tokenizerRef, tokenizerFolder: tokenizerFolder)
+        let sample: ((GPT) -> String)?
+        if let tok { sample = { sampleText($0, tok) } } else if let c = charTokenizer { sample = { sampleText($0, c) } } else { sample = nil }
+        try loop(trainer, runDir: runDir, sample: sample, tokenizerRef: tokenizerRef, tokenizerFolder: tokenizerFolder)
     }
 
-    func loop(_ trainer: Trainer, runDir: String, tokenizer tok: Tokenizer?, tokenizerRef: String, tokenizerFolder: String?) throws {
+    func loop(_ trainer: Trainer, runDir: String, sample: ((GPT) -> String)?, tokenizerRef: String, tokenizerFolder: String?) throws {
         let o = trainer.options
         let log = try RunLog(folder: runDir, keepingThrough: trainer.step)
         let baseline = trainer.unigramLoss()
@@ -132,7 +152,7 @@ struct Train: ParsableCommand {
             let elapsed = Date().timeIntervalSince(started), done = s.step - firstStep
             let tps = Double(s.tokens - (log.entries.first { $0.step == firstStep + 1 }?.tokens ?? 0) + o.batch * o.context * o.gradAccum) / max(elapsed, 1e-9)
             let eta = elapsed / Double(done) * Double(o.steps - s.step)
-            let val = lastVal.map { String(format: "%.3f", $0) } ?? "  -  "
+            let val = lastVal.map { String(format: "%.3f (ppl %.1f)", $0, Foundation.exp($0)) } ?? "  -  "
             let line = "step \(s.step)/\(o.steps)  loss \(String(format: "%.3f", s.loss))  val \(val)  lr \(String(format: "%.2e", s.learningRate))  |g| \(String(format: "%.2f", s.gradNorm))  \(Int(tps)) tok/s  ETA \(Int(eta / 60))m\(String(format: "%02d", Int(eta) % 60))s"
             FileHandle.standardOutput.write(Data(("\r" + line + "   ").utf8))
             if isEval {
@@ -140,20 +160,37 @@ struct Train: ParsableCommand {
                 try log.plot(baseline: baseline)
                 try Checkpoint.save(trainer, run: runDir, tokenizer: tokenizerRef, tokenizerFiles: tokenizerFolder)
             }
-            if o.sampleEvery > 0, s.step % o.sampleEvery == 0, let tok { print(""); printSample(trainer.model, tok) }
+            if o.sampleEvery > 0, s.step % o.sampleEvery == 0, let sample {
+                print("\n  sample: " + sample(trainer.model).replacingOccurrences(of: "\n", with: "\n          "))
+            }
         }
         print("done: \(trainer.step) steps, \(grouped(trainer.tokensSeen)) tokens; checkpoint in \(Checkpoint.folder(runDir)), log \(runDir)/log.jsonl, plot \(runDir)/loss.svg")
     }
 }
 
 /// A short sample (temperature 0.8, top-k 40) after an end-of-text token.
-func printSample(_ model: GPT, _ tok: Tokenizer, tokens: Int = 60, seed: UInt64 = 0) {
+func sampleText(_ model: GPT, _ tok: Tokenizer, tokens: Int = 60, seed: UInt64 = 0) -> String {
     let eotId: UInt32 = tok.specialTokenId("<|endoftext|>") ?? 0
-    let start: [Int32] = [Int32(eotId)]
     var gen = Generator(model: model, sampler: Sampler(temperature: 0.8, topK: 40, seed: seed))
-    if let eot = tok.specialTokenId("<|endoftext|>") { gen.stopIds = [Int32(eot)] }
-    let ids = gen.generate(prompt: start, maxNewTokens: tokens)
+    if tok.specialTokenId("<|endoftext|>") != nil { gen.stopIds = [Int32(eotId)] }
+    let ids = gen.generate(prompt: [Int32(eotId)], maxNewTokens: tokens)
     model.train()
-    let text = (try? tok.decode(ids.map { UInt32($0) })) ?? ""
-    print("  sample: " + text.replacingOccurrences(of: "\n", with: "\n          "))
+    return (try? tok.decode(ids.map { UInt32($0) })) ?? ""
+}
+
+/// The same for a character-level model, starting from a newline (or the first character).
+func sampleText(_ model: GPT, _ chars: CharTokenizer, tokens: Int = 120, seed: UInt64 = 0) -> String {
+    let start = chars.encode("\n").first.flatMap { $0 == CharTokenizer.unknownId ? nil : $0 } ?? 1
+    let gen = Generator(model: model, sampler: Sampler(temperature: 0.8, topK: 40, seed: seed))
+    let ids = gen.generate(prompt: [Int32(start)], maxNewTokens: tokens)
+    model.train()
+    return (try? chars.decode(ids.map { UInt32($0) })) ?? ""
+}
+
+let charTokenizerFile = "char-tokenizer.json"
+
+/// A character-level tokenizer saved in `folder`, if there is one.
+func loadCharTokenizer(_ folder: String) throws -> CharTokenizer? {
+    guard let data = FileManager.default.contents(atPath: folder + "/" + charTokenizerFile) else { return nil }
+    do { return try JSONDecoder().decode(CharTokenizer.self, from: data) } catch { throw CLIError("\(folder)/\(charTokenizerFile): \(error)") }
 }
