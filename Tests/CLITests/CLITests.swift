@@ -151,3 +151,19 @@ import Testing
         #expect(a.status == 0 && a.out == b.out)
     }
 }
+
+@Suite struct CharacterLevelTraining {
+    @Test func trainAndGenerateWithCharacters() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("char-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data(String(repeating: "hello world, hello model. ", count: 80).utf8).write(to: URL(fileURLWithPath: dir + "/t.txt"))
+        let r = try CommandLine.run(["train", "--data", dir + "/t.txt", "--tokenizer", "char", "--config", "mini", "--context", "16",
+                                     "--batch", "4", "--steps", "4", "--eval-every", "2", "--out", dir + "/run"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(String(decoding: r.out, as: UTF8.self).contains("character-level tokenizer: 12 ids (11 characters + unknown)"))
+        let g = try CommandLine.run(["generate", "--model", dir + "/run", "--prompt", "hello", "--max-new-tokens", "10", "--seed", "1"])
+        #expect(g.status == 0)
+        let text = String(decoding: g.out, as: UTF8.self)
+        #expect(text.unicodeScalars.allSatisfy { "helo wrd,m.\n".unicodeScalars.contains($0) }, "\(text.debugDescription)")
+    }
+}
