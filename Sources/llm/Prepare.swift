@@ -48,14 +48,35 @@ func prepareCorpus(inputs: [String], jsonlField: String, tokenizer tok: Tokenize
     let eot = tok.specialTokenId("<|endoftext|>")
     var tokens: [UInt32] = []
     let totalBytes = unique.reduce(0) { $0 + $1.utf8.count }
-    var done = 0
+    var done = 0, lastDraw = Date.distantPast
     let start = Date()
-    for var doc in unique {
-        doc.withUTF8 { tokens += tok.encodeOrdinaryParallel(utf8: $0, threads: threads) }
-        if let eot { tokens.append(eot) }
-        done += doc.utf8.count
+    func progress() {
+        guard Date().timeIntervalSince(lastDraw) > 0.1 || done == totalBytes else { return }
+        lastDraw = Date()
         let pct = totalBytes == 0 ? 100 : 100 * done / totalBytes
         FileHandle.standardError.write(Data("\r  tokenizing [\(String(repeating: "█", count: pct / 4))\(String(repeating: "·", count: 25 - pct / 4))] \(pct)%  \(String(format: "%.1f", Double(done) / 1e6 / max(Date().timeIntervalSince(start), 1e-9))) MB/s ".utf8))
+    }
+    // Large documents are cut at piece boundaries and encoded on all threads; small ones go
+    // to the threads in groups. Either way the ids equal one-by-one encoding.
+    var i = 0
+    while i < unique.count {
+        if unique[i].utf8.count >= 1 << 16 {
+            var doc = unique[i]
+            doc.withUTF8 { tokens += tok.encodeOrdinaryParallel(utf8: $0, threads: threads) }
+            if let eot { tokens.append(eot) }
+            done += doc.utf8.count
+            i += 1
+        } else {
+            var j = i, bytes = 0
+            while j < unique.count && unique[j].utf8.count < 1 << 16 && bytes < 1 << 22 { bytes += unique[j].utf8.count; j += 1 }
+            for ids in tok.encodeOrdinaryBatch(Array(unique[i..<j]), threads: threads) {
+                tokens += ids
+                if let eot { tokens.append(eot) }
+            }
+            done += bytes
+            i = j
+        }
+        progress()
     }
     FileHandle.standardError.write(Data("\n".utf8))
     try TokenFile.write(tokens, vocabularySize: tok.vocabularySize, to: out)

@@ -48,6 +48,16 @@ import Tokenization
         #expect(gpt2.encodeOrdinaryBatch(texts, threads: 2) == texts.map { gpt2.encodeOrdinary($0) })
     }
 
+    /// A long text cut at piece boundaries and encoded on several threads gives the same ids.
+    @Test func parallelEncodingOfOneLongTextEqualsSequential() throws {
+        let gpt2 = try GPT2.require()
+        var text = String(repeating: sampleText + "\n\n  \t", count: 300)
+        #expect(text.utf8.count > 1 << 17)
+        let sequential = gpt2.encodeOrdinary(text)
+        let parallel = text.withUTF8 { gpt2.encodeOrdinaryParallel(utf8: $0, threads: 3) }
+        #expect(parallel == sequential)
+    }
+
     /// Random Unicode strings (emoji ZWJ sequences, combining marks, CJK, RTL, controls) round-trip
     /// exactly through GPT-2 and through a trained tokenizer.
     @Test func randomUnicodeRoundTrips() throws {
