@@ -112,15 +112,15 @@ public struct BPETrainer {
                 holders[k, default: []].insert(Int32(w))
             }
         }
-        var heap = PairHeap()
-        for (k, c) in pairCount where c > 0 { heap.push(count: c, pair: k) }
+        var heap = MinHeap<PairCandidate>()
+        for (k, c) in pairCount where c > 0 { heap.push(PairCandidate(count: c, pair: k)) }
 
         var merges: [(UInt32, UInt32)] = []
         merges.reserveCapacity(wanted)
         while merges.count < wanted, let top = heap.pop() {
             let current = pairCount[top.pair] ?? 0
             if current != top.count {                  // stale: re-queue with today's count
-                if current > 0 { heap.push(count: current, pair: top.pair) }
+                if current > 0 { heap.push(PairCandidate(count: current, pair: top.pair)) }
                 continue
             }
             if current <= 0 { break }
@@ -164,7 +164,7 @@ public struct BPETrainer {
             holders[top.pair] = nil
             pairCount[top.pair] = nil
             for k in touched where k != top.pair {
-                if let c = pairCount[k], c > 0 { heap.push(count: c, pair: k) }
+                if let c = pairCount[k], c > 0 { heap.push(PairCandidate(count: c, pair: k)) }
             }
             progress?(merges.count, wanted)
         }
@@ -172,40 +172,12 @@ public struct BPETrainer {
     }
 }
 
-/// Max-heap of (count, pair): highest count first, then the smaller pair.
-struct PairHeap {
-    private var items: [(count: Int, pair: UInt64)] = []
-
-    @inline(__always) private static func before(_ x: (count: Int, pair: UInt64), _ y: (count: Int, pair: UInt64)) -> Bool {
+/// A pair waiting in the trainer's heap. "Less" means "merged first": the higher count, then
+/// the smaller (left id, right id).
+struct PairCandidate: Comparable {
+    let count: Int
+    let pair: UInt64
+    static func < (x: PairCandidate, y: PairCandidate) -> Bool {
         x.count != y.count ? x.count > y.count : x.pair < y.pair
-    }
-
-    mutating func push(count: Int, pair: UInt64) {
-        items.append((count, pair))
-        var i = items.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            if !Self.before(items[i], items[p]) { break }
-            items.swapAt(i, p); i = p
-        }
-    }
-
-    mutating func pop() -> (count: Int, pair: UInt64)? {
-        guard !items.isEmpty else { return nil }
-        let top = items[0]
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < items.count && Self.before(items[l], items[m]) { m = l }
-                if r < items.count && Self.before(items[r], items[m]) { m = r }
-                if m == i { break }
-                items.swapAt(i, m); i = m
-            }
-        }
-        return top
     }
 }

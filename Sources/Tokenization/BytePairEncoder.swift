@@ -101,7 +101,7 @@ public final class BytePairEncoder: @unchecked Sendable {
 /// The linked list of parts and the heap of candidate merges for one piece.
 struct MergeScratch {
     var id: [UInt32], next: [Int], prev: [Int]
-    var heap: [UInt64] = []            // (rank << 32 | position of the left part), min-heap
+    var heap = MinHeap<UInt64>()       // (rank << 32 | position of the left part): lowest rank, then leftmost
 
     init() { id = []; next = []; prev = [] }
 
@@ -113,39 +113,7 @@ struct MergeScratch {
             prev = [Int](repeating: 0, count: n)
         }
         for i in 0..<n { next[i] = i + 1; prev[i] = i - 1 }
-        heap.removeAll(keepingCapacity: true)
-    }
-
-    @inline(__always)
-    mutating func push(_ v: UInt64) {
-        heap.append(v)
-        var i = heap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            if heap[parent] <= heap[i] { break }
-            heap.swapAt(parent, i)
-            i = parent
-        }
-    }
-
-    @inline(__always)
-    mutating func pop() -> UInt64 {
-        let top = heap[0]
-        let last = heap.removeLast()
-        if !heap.isEmpty {
-            heap[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < heap.count && heap[l] < heap[m] { m = l }
-                if r < heap.count && heap[r] < heap[m] { m = r }
-                if m == i { break }
-                heap.swapAt(i, m)
-                i = m
-            }
-        }
-        return top
+        heap.removeAll()
     }
 
     @inline(__always)
@@ -157,9 +125,8 @@ struct MergeScratch {
 
     mutating func run(_ p: UnsafePointer<UInt8>, _ n: Int, _ bpe: BytePairEncoder) {
         for i in 0..<n { id[i] = bpe.byteTokens[Int(p[i])] }
-        for i in 0..<(n - 1) { if let c = candidate(i, n, bpe) { push(c) } }
-        while !heap.isEmpty {
-            let top = pop()
+        for i in 0..<(n - 1) { if let c = candidate(i, n, bpe) { heap.push(c) } }
+        while let top = heap.pop() {
             let pos = Int(top & 0xFFFF_FFFF), rank = top >> 32
             // Stale entries: the part was merged away, or its neighbours changed.
             let right = next[pos]
@@ -169,8 +136,51 @@ struct MergeScratch {
             next[pos] = next[right]
             if next[right] < n { prev[next[right]] = pos }
             next[right] = -1                       // mark dead
-            if prev[pos] >= 0, let c = candidate(prev[pos], n, bpe) { push(c) }
-            if let c = candidate(pos, n, bpe) { push(c) }
+            if prev[pos] >= 0, let c = candidate(prev[pos], n, bpe) { heap.push(c) }
+            if let c = candidate(pos, n, bpe) { heap.push(c) }
         }
+    }
+}
+
+/// A binary min-heap: `pop` returns the smallest element. The encoder keeps merge candidates in
+/// one, the trainer its pairs by count.
+struct MinHeap<Element: Comparable> {
+    private var items: [Element] = []
+
+    var isEmpty: Bool { items.isEmpty }
+
+    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
+
+    @inline(__always)
+    mutating func push(_ x: Element) {
+        items.append(x)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            if !(items[i] < items[parent]) { break }
+            items.swapAt(parent, i)
+            i = parent
+        }
+    }
+
+    @inline(__always)
+    mutating func pop() -> Element? {
+        guard !items.isEmpty else { return nil }
+        let top = items[0]
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < items.count && items[l] < items[m] { m = l }
+                if r < items.count && items[r] < items[m] { m = r }
+                if m == i { break }
+                items.swapAt(i, m)
+                i = m
+            }
+        }
+        return top
     }
 }
