@@ -37,7 +37,7 @@ let package = Package(
             swiftSettings: speed
         ),
         .target(name: "NN", dependencies: ["Tensors"], swiftSettings: speed),
-        .target(name: "Models", dependencies: ["Tensors", "NN"], swiftSettings: speed),
+        .target(name: "Models", dependencies: ["Tokenization", "Tensors", "NN"], swiftSettings: speed),
         .target(name: "Training", dependencies: ["Tokenization", "Tensors", "NN", "Models"], swiftSettings: speed),
         .target(name: "Inference", dependencies: ["Tokenization", "Tensors", "Models"], swiftSettings: speed),
         .executableTarget(

@@ -1,4 +1,5 @@
 import Foundation
+import Tokenization
 
 /// A run's log: one JSON line per step in RUN/log.jsonl, and RUN/loss.svg, a plot of train and
 /// validation loss against tokens seen, redrawn as training goes.
@@ -66,9 +67,7 @@ public final class RunLog {
         }
         svg += "\n<text x=\"\(f(w - right - 150))\" y=\"\(f(top + 14))\" fill=\"#1f77b4\">— train</text>"
         svg += "<text x=\"\(f(w - right - 80))\" y=\"\(f(top + 14))\" fill=\"#d62728\">— validation</text>\n</svg>\n"
-        let path = folder + "/loss.svg", tmp = path + ".tmp-\(getpid())"
-        try Data(svg.utf8).write(to: URL(fileURLWithPath: tmp))
-        guard rename(tmp, path) == 0 else { throw TrainingError.file(path, "cannot write") }
+        try atomicWrite(Data(svg.utf8), to: folder + "/loss.svg")
     }
 
     static func short(_ x: Double) -> String {

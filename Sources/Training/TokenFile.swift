@@ -1,4 +1,5 @@
 import Foundation
+import Tokenization
 
 /// A tokenized corpus on disk, read memory-mapped.
 ///
@@ -58,9 +59,7 @@ public final class TokenFile: @unchecked Sendable {
             var wide = tokens.map { $0.littleEndian }
             out.append(Data(bytes: &wide, count: wide.count * 4))
         }
-        let tmp = path + ".tmp-\(getpid())"
-        try out.write(to: URL(fileURLWithPath: tmp))
-        guard rename(tmp, path) == 0 else { throw TrainingError.file(path, "cannot write: \(String(cString: strerror(errno)))") }
+        try atomicWrite(out, to: path)
     }
 }
 

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import Models
 import Tokenization
-import Training
 
 /// `llm export`: a trained run (or any model folder) as a Hugging Face GPT-2 folder.
 struct Export: ParsableCommand {
@@ -16,7 +15,7 @@ struct Export: ParsableCommand {
         let gpt = try loadModel(model)
         try HuggingFaceGPT2.save(gpt, to: output)
         // Keep the tokenizer with the weights when the run trained its own.
-        let folder = FileManager.default.fileExists(atPath: model + "/config.json") ? model : (Checkpoint.latest(model) ?? model)
+        let folder = modelFolder(model)
         if FileManager.default.fileExists(atPath: folder + "/" + Tokenizer.configFileName) {
             try Tokenizer.load(directory: folder).save(to: output)
         }

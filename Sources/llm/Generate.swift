@@ -3,7 +3,6 @@ import Foundation
 import Inference
 import Models
 import Tokenization
-import Training
 
 /// `llm generate`: continue a prompt with a model, streaming the text as it comes.
 struct Generate: ParsableCommand {
@@ -26,7 +25,7 @@ struct Generate: ParsableCommand {
     func run() throws {
         global.apply()
         let gpt = try loadModel(model)
-        let folder = FileManager.default.fileExists(atPath: model + "/config.json") ? model : (Checkpoint.latest(model) ?? model)
+        let folder = modelFolder(model)
         let tok = try modelTokenizer(folder: folder, vocabularySize: gpt.config.vocabularySize, explicit: tokenizer)
         let chars = tokenizer == nil ? try loadCharTokenizer(folder) : nil
         let promptIds: [Int32]

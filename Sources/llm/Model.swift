@@ -5,15 +5,18 @@ import NN
 import Tensors
 import Training
 
+/// The folder holding a model's files: PATH itself, or a training run's latest checkpoint.
+func modelFolder(_ path: String) -> String {
+    FileManager.default.fileExists(atPath: path + "/config.json") ? path : (Checkpoint.latest(path) ?? path)
+}
+
 /// Loads `--model PATH`: a folder with `config.json` + `model.safetensors` (a Hugging Face GPT-2
-/// folder, or one this tool wrote).
+/// folder, or one this tool wrote), or a training run folder.
 func loadModel(_ path: String) throws -> GPT {
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CLIError("\(path): no such file or folder") }
     guard isDir.boolValue else { throw CLIError("\(path): expected a folder with config.json and model.safetensors") }
-    // A training run folder: its latest checkpoint.
-    let folder = FileManager.default.fileExists(atPath: path + "/config.json") ? path : (Checkpoint.latest(path) ?? path)
-    do { return try HuggingFaceGPT2.load(folder: folder) } catch let e as ModelError { throw CLIError(e.description) }
+    do { return try HuggingFaceGPT2.load(folder: modelFolder(path)) } catch let e as ModelError { throw CLIError(e.description) }
 }
 
 /// `llm inspect`: the parameter table of a preset or a model — names, shapes, counts, totals.

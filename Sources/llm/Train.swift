@@ -68,7 +68,7 @@ struct Train: ParsableCommand {
                 let c = CharTokenizer(training: text)
                 tokenizerFolder = runDir + "/tokenizer"
                 try FileManager.default.createDirectory(atPath: tokenizerFolder!, withIntermediateDirectories: true)
-                try writeAtomically(try JSONEncoder().encode(c), to: tokenizerFolder! + "/" + charTokenizerFile)
+                try atomicWrite(try JSONEncoder().encode(c), to: tokenizerFolder! + "/" + charTokenizerFile)
                 tokenFile = runDir + "/data.tok"
                 try TokenFile.write(c.encode(text), vocabularySize: c.vocabularySize, to: tokenFile)
                 print("character-level tokenizer: \(c.vocabularySize) ids (\(c.alphabet.count) characters + unknown), \(text.unicodeScalars.count) tokens")

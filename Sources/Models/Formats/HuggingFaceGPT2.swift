@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import Tokenization
 import Tensors
 
 /// Hugging Face GPT-2 checkpoints (`config.json` + `model.safetensors`, GPT2LMHeadModel names).
@@ -70,7 +71,7 @@ public enum HuggingFaceGPT2 {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeAtomically(try encoder.encode(model.config), to: folder + "/config.json")
+        try atomicWrite(try encoder.encode(model.config), to: folder + "/config.json")
         try Safetensors.write(tensors, metadata: ["format": "pt"], to: folder + "/model.safetensors")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Tensors
+import Tokenization
 
 /// The safetensors format (Hugging Face): an 8-byte little-endian header length N, N bytes of JSON
 /// `{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}`, then the raw
@@ -103,7 +104,7 @@ public enum Safetensors {
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
         for name in names { let t = tensors[name]!; out.append(Data(bytes: t.data, count: t.count * 4)) }
-        try writeAtomically(out, to: path)
+        try atomicWrite(out, to: path)
     }
 }
 
@@ -117,17 +118,6 @@ func halfToFloat(_ h: UInt16) -> Float {
     }
     if exp == 31 { return Float(bitPattern: sign | 0x7F80_0000 | mant << 13) }   // inf / nan
     return Float(bitPattern: sign | UInt32(exp - 15 + 127) << 23 | mant << 13)
-}
-
-/// Writes `data` to a temporary file beside `path`, then renames it into place.
-public func writeAtomically(_ data: Data, to path: String) throws {
-    let tmp = path + ".tmp-\(getpid())"
-    try data.write(to: URL(fileURLWithPath: tmp))
-    guard rename(tmp, path) == 0 else {
-        let reason = String(cString: strerror(errno))
-        try? FileManager.default.removeItem(atPath: tmp)
-        throw ModelError.file(path, "cannot write: \(reason)")
-    }
 }
 
 /// Model files and weights: each error names the file (or tensor) and what was wrong.
