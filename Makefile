@@ -1,7 +1,7 @@
 # make demo   — installs what is missing, builds in release, runs the demo
 # make test   — installs what is missing, runs the whole test suite (release build)
-# make bench  — side-by-side benchmarks against numpy / PyTorch / tiktoken / HF tokenizers
-# make fixtures — regenerates the committed PyTorch reference fixtures
+# make bench  — side-by-side benchmarks against numpy / PyTorch / tiktoken / HF tokenizers / llama.cpp
+# make fixtures — regenerates the committed PyTorch and llama.cpp reference fixtures
 
 # Baseline x86-64 turns SIMD FMA into library calls: compile for this machine's CPU.
 SWIFTFLAGS := -c release -Xswiftc -target-cpu -Xswiftc native
@@ -12,6 +12,7 @@ LLM := .build/release/llm
 setup:
 	@bash scripts/setup.sh
 	@bash scripts/fetch/gpt2-tiktoken.sh
+	@bash scripts/fetch/smollm2.sh
 
 build: setup
 	swift build $(SWIFTFLAGS) --product llm
@@ -26,6 +27,9 @@ demo: build
 		--eval-every 100 --sample-every 400 --out runs/demo
 	$(LLM) generate --model runs/demo --prompt "The" --max-new-tokens 80 --temperature 0.8 --top-k 40 --seed 1
 	$(LLM) generate --model runs/demo --prompt "Python" --max-new-tokens 80 --temperature 0.8 --top-k 40 --seed 2
+	@echo "--- and a real pretrained model, SmolLM2-135M-Instruct (GGUF, Q4_1), answering in chat format:"
+	$(LLM) generate --model .cache/SmolLM2-135M-Instruct.Q4_1.gguf --chat --system "You are a helpful assistant." \
+		--prompt "Give me three tips for writing clear code." --max-new-tokens 120 --temperature 0
 
 test: setup
 	swift test $(SWIFTFLAGS)
@@ -33,12 +37,17 @@ test: setup
 bench: build
 	@bash scripts/setup-python.sh
 	@bash scripts/fetch/corpus.sh
+	@bash scripts/fetch/smollm2.sh
+	@bash scripts/fetch/llama-cpp.sh
 	python3 bench/run.py --llm $(LLM)
 
 fixtures:
 	@bash scripts/setup-python.sh
 	python3 scripts/fixtures/make_tensor_fixtures.py
 	python3 scripts/fixtures/make_tokenizer_fixtures.py
+	@bash scripts/fetch/smollm2.sh
+	@bash scripts/fetch/llama-cpp.sh
+	python3 scripts/fixtures/make_llamacpp_fixtures.py
 
 clean:
 	rm -rf .build

@@ -2,10 +2,23 @@
 // One package; targets follow the path text takes through an LLM (see README.md):
 // Tokenization → Tensors → NN → Models → Training → Inference → Server → llm.
 // Targets are added as their issue lands; each imports only those to its left.
+import Foundation
 import PackageDescription
 
 // Release speed: `make` adds `-Xswiftc -target-cpu -Xswiftc native` so SIMD FMA becomes vfmadd.
 let speed: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
+// The quantized kernels multiply 8-bit blocks with x86 integer SIMD (AVX2: pmaddubsw, pmaddwd)
+// when the build machine has it. Tensors is then always compiled for this machine's CPU, since
+// those instructions cannot be compiled for baseline x86-64. Elsewhere a portable path is used.
+let hostHasAVX2: Bool = {
+    #if arch(x86_64) && os(Linux)
+    return (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx2") ?? false
+    #else
+    return false
+    #endif
+}()
+let tensorsSettings: [SwiftSetting] = speed + (hostHasAVX2 ? [.define("LLM_AVX2"), .unsafeFlags(["-target-cpu", "native"])] : [])
 
 let package = Package(
     name: "llm",
@@ -31,10 +44,12 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(name: "Tokenization", swiftSettings: speed),
+        // The compiler's x86 intrinsics header, for the integer dot products of quantized kernels.
+        .systemLibrary(name: "CSIMD"),
         .target(
             name: "Tensors",
-            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
-            swiftSettings: speed
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux])), "CSIMD"],
+            swiftSettings: tensorsSettings
         ),
         .target(name: "NN", dependencies: ["Tensors"], swiftSettings: speed),
         .target(name: "Models", dependencies: ["Tokenization", "Tensors", "NN"], swiftSettings: speed),

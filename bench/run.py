@@ -3,7 +3,9 @@
 
 Each pair runs back to back on the same machine with the same thread count (default 2):
   - sgemm through our BLAS wrapper (`llm bench gemm`) vs numpy's matmul, GFLOPS per shape;
-  - forward + backward of one GPT-2-sized transformer block (`llm bench block`) vs PyTorch CPU.
+  - forward + backward of one GPT-2-sized transformer block (`llm bench block`) vs PyTorch CPU;
+  - SmolLM2-135M-Instruct Q4_1 GGUF: prompt / generation speed, load time, peak RSS vs llama.cpp
+    (bench/llamacpp.py, which alternates the two itself).
 Prints a Markdown table: work · ours · reference · ratio (ours / reference; > 1 means we are faster).
 Run it on a quiet machine: nothing else should be compiling or computing.
 """
@@ -114,6 +116,12 @@ o, r = best_of_rounds([args.llm, "bench", "generate", "--config", "gpt2", "--tok
                       [sys.executable, os.path.join(here, "torch_gpt.py"), "generate", "gpt2", "16", "100", T], "tokens_per_s")
 rows.append(("generate gpt2 124M, greedy, batch 1, KV cache (tok/s)", o[0]["tokens_per_s"], r[0]["tokens_per_s"], f"torch {r[0]['torch']}"))
 
+# SmolLM2-135M-Instruct (Q4_1 GGUF) vs llama.cpp built from source (scripts/fetch/llama-cpp.sh): speed, load, memory.
+llama = lines([sys.executable, os.path.join(here, "llamacpp.py"), "--llm", args.llm, "--threads", T,
+               "--rounds", str(max(1, min(3, args.rounds))), "--json"])[0]
+llama_notes = llama.get("notes", [f"llama.cpp comparison skipped: {llama.get('skipped')}"])
+rows += [tuple(r) for r in llama.get("rows", [])]
+
 print(f"\nthreads: {args.threads}, best of {args.rounds} alternating rounds\n")
 print("| work | ours | reference | ratio | reference is |")
 print("|---|---:|---:|---:|---|")
@@ -124,5 +132,5 @@ print(f"\nGPT-2 ids on the {os.path.getsize(corpus) / 1e6:.1f} MB corpus vs tikt
 print(f"BPE training: ours {best_ot['train_seconds']:.2f} s, HF tokenizers {best_rt['hf_train_seconds']:.2f} s")
 print(f"compression on held-out text (bytes/token, same vocab size and pattern): ours {best_ot['bytes_per_token']:.4f}, "
       f"HF tokenizers {best_rt['hf_bytes_per_token']:.4f} ({100 * (best_ot['bytes_per_token'] / best_rt['hf_bytes_per_token'] - 1):+.2f} %)")
-for line in gpt_rows:
+for line in gpt_rows + llama_notes:
     print(line)

@@ -1,16 +1,28 @@
+import Foundation
 import Models
 import Tensors
 
 /// Autoregressive generation with a KV cache: the prompt is run once (prefill), then each new
 /// token is fed alone, reusing the keys and values of everything before it.
 public struct Generator {
-    public let model: GPT
+    public let model: any LanguageModel
     public var sampler: Sampler
     /// Generation stops after producing one of these ids (e.g. <|endoftext|>); it is not returned.
     public var stopIds: Set<Int32> = []
     public var useCache = true
+    /// Timings of the last call: prompt (prefill) and generated tokens.
+    public private(set) var stats = Stats()
 
-    public init(model: GPT, sampler: Sampler, stopIds: Set<Int32> = []) {
+    public struct Stats: Sendable {
+        public var promptTokens = 0, promptSeconds = 0.0
+        public var generatedTokens = 0, generateSeconds = 0.0
+        /// The id that ended generation, if a stop id did.
+        public var stoppedBy: Int32? = nil
+        public var promptTokensPerSecond: Double { Double(promptTokens) / max(promptSeconds, 1e-9) }
+        public var generatedTokensPerSecond: Double { Double(generatedTokens) / max(generateSeconds, 1e-9) }
+    }
+
+    public init(model: any LanguageModel, sampler: Sampler, stopIds: Set<Int32> = []) {
         self.model = model
         self.sampler = sampler
         self.stopIds = stopIds
@@ -18,29 +30,44 @@ public struct Generator {
 
     /// Generates up to `maxNewTokens` ids after `prompt` (stopping early at a stop id, at the end of
     /// the context, or when `onToken` returns false). Returns the generated ids only.
-    public func generate(prompt: [Int32], maxNewTokens: Int, onToken: (Int32) -> Bool = { _ in true }) -> [Int32] {
+    ///
+    /// With `cache` (a conversation that goes on), `prompt` holds only the ids that follow the
+    /// cached positions; they and the generated ids (all but the last) are added to the cache.
+    public mutating func generate(prompt: [Int32], maxNewTokens: Int, cache external: KVCache? = nil,
+                                  onToken: (Int32) -> Bool = { _ in true }) -> [Int32] {
         precondition(!prompt.isEmpty, "generate: empty prompt")
-        let v = model.config.vocabularySize, context = model.config.contextLength
+        let v = model.vocabularySize, context = model.contextLength
         model.eval()
+        var stats = Stats()
+        let model = self.model, stopIds = self.stopIds
+        var sampler = self.sampler
+        defer { self.stats = stats; self.sampler = sampler }
         return withNoGrad {
             var out: [Int32] = []
+            let cache = external ?? (useCache ? model.makeCache(batch: 1, capacity: context) : nil)
             var sequence = prompt
-            let cache = useCache ? model.makeCache(capacity: context) : nil
+            var position = (cache?.length ?? 0) + prompt.count          // tokens the model has seen
+            var started = Date()
             var logits = model(prompt, batch: 1, length: prompt.count, cache: cache)    // (1, T, V): prefill
             var row = logits.data + (prompt.count - 1) * v
+            stats.promptTokens = prompt.count
+            stats.promptSeconds = Date().timeIntervalSince(started)
+            started = Date()
+            defer { stats.generatedTokens = out.count; stats.generateSeconds = Date().timeIntervalSince(started) }
             while out.count < maxNewTokens {
                 let next = sampler.sample(UnsafeBufferPointer(start: row, count: v))
-                if stopIds.contains(next) { break }
+                if stopIds.contains(next) { stats.stoppedBy = next; break }
                 out.append(next)
                 sequence.append(next)
-                if !onToken(next) || sequence.count >= context { break }
+                if !onToken(next) || position >= context || out.count == maxNewTokens { break }
                 if let cache {
                     logits = model([next], batch: 1, length: 1, cache: cache)            // (1, 1, V)
                     row = logits.data
                 } else {
-                    logits = model(sequence, batch: 1, length: sequence.count)         // (1, T, V): the whole prefix again
+                    logits = model(sequence, batch: 1, length: sequence.count, cache: nil)   // (1, T, V): the whole prefix again
                     row = logits.data + (sequence.count - 1) * v
                 }
+                position += 1
             }
             return out
         }

@@ -18,7 +18,10 @@ public enum Parallel {
     /// Sets the number of threads (1 = everything on the calling thread).
     public static func setThreads(_ n: Int) {
         let n = max(1, n)
-        if n != pool.threads { pool = ThreadPool(threads: n) }
+        if n != pool.threads {
+            pool.shutdown()              // its workers finish and exit; the pool is freed after them
+            pool = ThreadPool(threads: n)
+        }
         threads = n
     }
 
@@ -47,6 +50,7 @@ final class ThreadPool: @unchecked Sendable {
     let threads: Int
     private let busy = Atomic<Bool>(false)
     private let generation = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
     private let workers: [Worker]
     private nonisolated(unsafe) var job: ((Int) -> Void)?
     private nonisolated(unsafe) var jobCount = 0
@@ -55,7 +59,7 @@ final class ThreadPool: @unchecked Sendable {
         self.threads = threads
         workers = (0..<max(threads - 1, 0)).map { _ in Worker() }
         for w in workers.indices {
-            let thread = Thread { [unowned self] in self.workerLoop(w) }
+            let thread = Thread { self.workerLoop(w) }     // workers keep the pool alive until shutdown()
             thread.name = "llm-worker-\(w + 1)"
             thread.stackSize = 1 << 22
             thread.start()
@@ -84,6 +88,16 @@ final class ThreadPool: @unchecked Sendable {
         busy.store(false, ordering: .releasing)
     }
 
+    /// Ends the workers (after any job in flight); the pool must not be used afterwards.
+    func shutdown() {
+        while !busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { spinPause() }
+        stopping.store(true, ordering: .releasing)
+        generation.add(1, ordering: .releasing)
+        for worker in workers where worker.sleeping.exchange(false, ordering: .acquiringAndReleasing) {
+            worker.wake.signal()
+        }
+    }
+
     private func workerLoop(_ w: Int) {
         let me = workers[w]
         var seen = 0
@@ -102,6 +116,7 @@ final class ThreadPool: @unchecked Sendable {
                 spins = 0
             }
             seen = generation.load(ordering: .acquiring)
+            if stopping.load(ordering: .acquiring) { return }
             if let job {
                 var i = w + 1
                 while i < jobCount { job(i); i += threads }

@@ -26,7 +26,9 @@ public final class BytePairEncoder: @unchecked Sendable {
     public var count: Int { offsets.count - 1 }
 
     /// From tokens in id order; `merges` explicit (rank = position) or derived from ranks = ids.
-    public init(tokens: [[UInt8]], merges explicit: [(UInt32, UInt32)]? = nil) throws(TokenizerError) {
+    /// With `allowMissingBytes` a vocabulary may lack some single bytes (SmolLM2 has no token for
+    /// most control characters); such bytes are dropped when encoding, as llama.cpp does.
+    public init(tokens: [[UInt8]], merges explicit: [(UInt32, UInt32)]? = nil, allowMissingBytes: Bool = false) throws(TokenizerError) {
         var flat: [UInt8] = [], offs = [0]
         var ids = BytesMap(capacity: tokens.count)
         for (i, t) in tokens.enumerated() {
@@ -37,7 +39,10 @@ public final class BytePairEncoder: @unchecked Sendable {
         }
         var byteTokens = [UInt32](repeating: .max, count: 256)
         for b in 0..<256 {
-            guard let id = ids.get([UInt8(b)]) else { throw .invalidVocabulary("no token for the single byte 0x\(String(b, radix: 16))") }
+            guard let id = ids.get([UInt8(b)]) else {
+                if allowMissingBytes { continue }
+                throw .invalidVocabulary("no token for the single byte 0x\(String(b, radix: 16))")
+            }
             byteTokens[b] = UInt32(id)
         }
         var table = IntMap(capacity: explicit?.count ?? tokens.count * 2)
@@ -85,16 +90,19 @@ public final class BytePairEncoder: @unchecked Sendable {
 
     /// The same, reusing `scratch`'s buffers from piece to piece.
     func encodePiece(_ p: UnsafePointer<UInt8>, _ n: Int, into out: inout [UInt32], scratch: inout MergeScratch) {
-        if n == 1 { out.append(byteTokens[Int(p[0])]); return }
+        // A byte without a token (only in vocabularies that allow it) is .max and is dropped.
+        if n == 1 { let a = byteTokens[Int(p[0])]; if a != .max { out.append(a) }; return }
         if n == 2 {   // common and cheap: one possible merge
             let a = byteTokens[Int(p[0])], b = byteTokens[Int(p[1])]
-            if let m = merges.get(UInt64(a) << 32 | UInt64(b)) { out.append(UInt32(truncatingIfNeeded: m)) } else { out.append(a); out.append(b) }
+            if let m = merges.get(UInt64(a) << 32 | UInt64(b)) { out.append(UInt32(truncatingIfNeeded: m)); return }
+            if a != .max { out.append(a) }
+            if b != .max { out.append(b) }
             return
         }
         scratch.reset(n)
         scratch.run(p, n, self)
         var i = 0
-        while i < n { out.append(scratch.id[i]); i = scratch.next[i] }
+        while i < n { if scratch.id[i] != .max { out.append(scratch.id[i]) }; i = scratch.next[i] }
     }
 }
 

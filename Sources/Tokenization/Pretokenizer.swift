@@ -5,14 +5,18 @@
 ///
 /// GPT-2:  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 /// GPT-4 (cl100k):  '(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+
+/// GPT-2 with single digits (SmolLM, StarCoder; llama.cpp's pre-tokenizer "smollm"): every \p{N}
+///   scalar is a piece of its own, and the text between digits is split by GPT-2's pattern as if
+///   it were a whole text (so a space before a digit is a piece of its own too).
 public enum SplitPattern: String, Codable, Sendable, CaseIterable {
-    case gpt2, gpt4
+    case gpt2, gpt4, gpt2Digits
 
     /// The regular expression this scanner implements (saved with trained tokenizers).
     public var regex: String {
         switch self {
         case .gpt2: return #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
         case .gpt4: return #"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"#
+        case .gpt2Digits: return #"\p{N} then 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
         }
     }
 
@@ -29,10 +33,19 @@ public enum SplitPattern: String, Codable, Sendable, CaseIterable {
         let n = bytes.count
         let t = CharacterClass.table
         var i = 0
-        while i < n {
-            let end = self == .gpt2 ? gpt2Piece(base, i, n, t) : gpt4Piece(base, i, n, t)
-            body(i..<end)
-            i = end
+        switch self {
+        case .gpt2:
+            while i < n { let end = gpt2Piece(base, i, n, t); body(i..<end); i = end }
+        case .gpt4:
+            while i < n { let end = gpt4Piece(base, i, n, t); body(i..<end); i = end }
+        case .gpt2Digits:
+            while i < n {
+                let (cls, len) = classAt(base, i, t)
+                if cls == .number { body(i..<(i + len)); i += len; continue }
+                var segmentEnd = i + len                  // the run of non-digits is split as a text of its own
+                while segmentEnd < n, classAt(base, segmentEnd, t).0 != .number { segmentEnd += classAt(base, segmentEnd, t).1 }
+                while i < segmentEnd { let end = gpt2Piece(base, i, segmentEnd, t); body(i..<end); i = end }
+            }
         }
     }
 

@@ -64,7 +64,7 @@ extension Bench {
             guard let cfg = GPTConfig.presets[config] else { throw CLIError("unknown config \(config)") }
             let gpt = GPT(cfg, rng: RandomGenerator(seed: 0))
             let ids = (0..<prompt).map { Int32($0 * 37 % cfg.vocabularySize) }
-            let gen = Generator(model: gpt, sampler: .greedy)
+            var gen = Generator(model: gpt, sampler: .greedy)
             _ = gen.generate(prompt: ids, maxNewTokens: 4)                  // warm-up
             var best = Double.infinity
             for _ in 0..<3 {

@@ -23,9 +23,11 @@ func loadModel(_ path: String) throws -> GPT {
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print a model's parameters: name, shape, count, and totals.")
     @Option(help: "A preset: \(GPTConfig.presets.keys.sorted().joined(separator: ", ")).") var config: String?
-    @Option(help: "A model folder (config.json + model.safetensors).") var model: String?
+    @Option(help: "A model folder (config.json + model.safetensors), or a GGUF file.") var model: String?
+    @Option(help: "With a GGUF file: show this many elements of each metadata array (default 6).") var arrayItems = 6
 
     func run() throws {
+        if let model, model.lowercased().hasSuffix(".gguf") { return try inspectGGUF(model, arrayItems: arrayItems) }
         let gpt: GPT
         switch (config, model) {
         case let (name?, nil):
@@ -52,28 +54,28 @@ struct Inspect: ParsableCommand {
 /// `llm logits`: the model's logits for given ids, and the mean next-token loss (the parity hook).
 struct Logits: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print logits for token ids and the mean next-token cross-entropy.")
-    @Option(help: "A model folder (config.json + model.safetensors).") var model: String
+    @Option(help: "A GGUF file, a model folder (config.json + model.safetensors), or a training run.") var model: String
     @Option(help: "Token ids separated by spaces.") var ids: String
     @Flag(help: "Print {\"logits\": [[...]], \"loss\": L} and nothing else.") var json = false
+    @Option(help: "Without --json: how many of the most likely next ids to show per position.") var top = 5
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         global.apply()
-        let gpt = try loadModel(model)
+        let loaded = try loadLanguageModel(model)
+        let lm = loaded.model
         let list = try parseIds(ids, source: "--ids").map { Int32(bitPattern: $0) }
         guard !list.isEmpty else { throw CLIError("--ids: no ids") }
-        for (i, id) in list.enumerated() where id < 0 || Int(id) >= gpt.config.vocabularySize {
-            throw CLIError("--ids: id \(id) at position \(i) is outside the model's vocabulary (0..<\(gpt.config.vocabularySize))")
-        }
-        guard list.count <= gpt.config.contextLength else { throw CLIError("--ids: \(list.count) ids exceed the context length \(gpt.config.contextLength)") }
-        gpt.eval()
+        try loaded.check(list, what: "--ids")
+        guard list.count <= lm.contextLength else { throw CLIError("--ids: \(list.count) ids exceed the context length \(lm.contextLength)") }
+        lm.eval()
         let (logits, loss) = withNoGrad { () -> (Tensor, Float) in
-            let logits = gpt(list, batch: 1, length: list.count)                       // (1, T, V)
+            let logits = lm(list, batch: 1, length: list.count, cache: nil)               // (1, T, V)
             let targets = Array(list.dropFirst()) + [defaultIgnoreIndex]                // predict ids[1...]
             let loss = list.count > 1 ? logits.reshaped(list.count, -1).crossEntropy(targets: targets).item : .nan
             return (logits, loss)
         }
-        let v = gpt.config.vocabularySize
+        let v = lm.vocabularySize
         if json {
             var out = "{\"logits\": ["
             for t in 0..<list.count {
@@ -85,8 +87,8 @@ struct Logits: ParsableCommand {
         } else {
             for t in 0..<list.count {
                 let row = Array(UnsafeBufferPointer(start: logits.data + t * v, count: v))
-                let top = row.enumerated().sorted { $0.element > $1.element }.prefix(5)
-                print("position \(t) (id \(list[t])): top next ids " + top.map { "\($0.offset) (\(String(format: "%.3f", $0.element)))" }.joined(separator: ", "))
+                let best = row.enumerated().sorted { $0.element > $1.element }.prefix(top)
+                print("position \(t) (id \(list[t])): top next ids " + best.map { "\($0.offset) (\(String(format: "%.3f", $0.element)))" }.joined(separator: ", "))
             }
             print("loss \(loss)")
         }
@@ -99,4 +101,34 @@ func grouped(_ n: Int) -> String {
     var out = ""
     for (i, ch) in s.enumerated() { if i > 0 && (s.count - i) % 3 == 0 { out += "," }; out.append(ch) }
     return out
+}
+
+/// `llm inspect --model X.gguf`: header, every metadata entry, and the tensor table.
+func inspectGGUF(_ path: String, arrayItems: Int) throws {
+    let file = try GGUFFile(path: path)
+    print("GGUF v\(file.version): \(file.metadata.count) metadata entries, \(file.tensors.count) tensors, alignment \(file.alignment), data at byte \(file.dataOffset), \(grouped(file.fileSize)) bytes")
+    print("\nmetadata:")
+    let keyWidth = max(20, file.metadata.map(\.key.count).max() ?? 0)
+    for (key, value) in file.metadata {
+        var shown: String
+        if case let .array(_, items) = value {
+            shown = "[" + items.prefix(arrayItems).map(\.description).joined(separator: ", ") + (items.count > arrayItems ? ", …" : "") + "]"
+        } else {
+            shown = value.description
+        }
+        if shown.count > 160 { shown = String(shown.prefix(157)) + "..." }
+        shown = shown.replacingOccurrences(of: "\n", with: "\\n")
+        print("  \(key.padding(keyWidth))  \(value.typeName.padding(22))  \(shown)")
+    }
+    print("\ntensors:")
+    let nameWidth = max(24, file.tensors.map(\.name.count).max() ?? 0)
+    print("  \("name".padding(nameWidth))  \("type".padding(6))  \("shape".padding(14))  \("bytes".padding(12, left: true))")
+    var total = 0, params = 0
+    for t in file.tensors {
+        let bytes = t.byteCount
+        total += bytes ?? 0
+        params += t.count
+        print("  \(t.name.padding(nameWidth))  \(t.typeName.padding(6))  \(Shape.describe(t.dims.reversed()).padding(14))  \((bytes.map(grouped) ?? "?").padding(12, left: true))")
+    }
+    print("\ntotal \(grouped(params)) values in \(grouped(total)) bytes (\(String(format: "%.2f", Double(total) * 8 / Double(max(params, 1)))) bits per value)")
 }

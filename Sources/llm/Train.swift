@@ -181,7 +181,7 @@ func sampleText(_ model: GPT, _ tok: Tokenizer, tokens: Int = 60, seed: UInt64 =
 /// The same for a character-level model, starting from a newline (or the first character).
 func sampleText(_ model: GPT, _ chars: CharTokenizer, tokens: Int = 120, seed: UInt64 = 0) -> String {
     let start = chars.encode("\n").first.flatMap { $0 == CharTokenizer.unknownId ? nil : $0 } ?? 1
-    let gen = Generator(model: model, sampler: Sampler(temperature: 0.8, topK: 40, seed: seed))
+    var gen = Generator(model: model, sampler: Sampler(temperature: 0.8, topK: 40, seed: seed))
     let ids = gen.generate(prompt: [Int32(start)], maxNewTokens: tokens)
     model.train()
     return (try? chars.decode(ids.map { UInt32($0) })) ?? ""

@@ -15,7 +15,7 @@ import Tensors
     @Test func greedyWithCacheMatchesTransformers() throws {
         let ref = try Self.reference()
         let prompt = (ref["greedy_prompt"] as! [Int]).map(Int32.init), want = (ref["greedy_ids"] as! [Int]).map(Int32.init)
-        let gen = Generator(model: try Self.model(), sampler: .greedy)
+        var gen = Generator(model: try Self.model(), sampler: .greedy)
         #expect(gen.generate(prompt: prompt, maxNewTokens: want.count) == want)
     }
 
@@ -44,7 +44,7 @@ import Tensors
     @Test func stopIdsEndGeneration() throws {
         let ref = try Self.reference()
         let prompt = (ref["greedy_prompt"] as! [Int]).map(Int32.init)
-        let gen = Generator(model: try Self.model(), sampler: .greedy, stopIds: [247])
+        var gen = Generator(model: try Self.model(), sampler: .greedy, stopIds: [247])
         #expect(gen.generate(prompt: prompt, maxNewTokens: 16) == Array(repeating: 85, count: 9))
     }
 

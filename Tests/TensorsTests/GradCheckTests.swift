@@ -42,6 +42,12 @@ import Tensors
         ("silu", { let x = r([3, 5], 2); return GradCheck.run([x], eps: 1e-3) { x.silu() } }),
         ("sigmoid", { let x = r([3, 5], 2); return GradCheck.run([x], eps: 1e-3) { x.sigmoid() } }),
         ("layer norm", { let x = r([2, 3, 8]), w = r([8]), b = r([8]); return GradCheck.run([x, w, b], eps: 1e-3) { x.layerNorm(weight: w, bias: b) } }),
+        ("rope halves", { let x = r([2, 3, 2, 8]); let rope = RotaryEmbedding(headSize: 8, invFreq: RotaryEmbedding.frequencies(headSize: 8, base: 100), pairing: .halves)
+            return GradCheck.run([x], eps: 1e-3) { x.rope(rope, start: 5) } }),
+        ("rope adjacent", { let x = r([1, 4, 3, 6]); let rope = RotaryEmbedding(headSize: 6, invFreq: [1, 0.3, 0.01], pairing: .adjacent)
+            return GradCheck.run([x], eps: 1e-3) { x.rope(rope) } }),
+        ("linear through a quantized weight", { let x = r([6, 64]); let w = QuantizedMatrix.quantize(r([5, 64]), as: .q4_1)
+            return GradCheck.run([x], eps: 1e-2) { linear(x, w) } }),
         ("rms norm", { let x = r([2, 3, 8]), w = r([8]); return GradCheck.run([x, w], eps: 1e-3) { x.rmsNorm(weight: w) } }),
         ("cross entropy", { let x = r([5, 7], 2); return GradCheck.run([x], eps: 1e-3) { x.crossEntropy(targets: [1, -100, 6, 0, 3]) } }),
         ("attention", { let q = r([2, 2, 5, 3]), k = r([2, 2, 5, 3]), v = r([2, 2, 5, 3]); return GradCheck.run([q, k, v], eps: 1e-3) { causalAttention(q, k, v) } }),

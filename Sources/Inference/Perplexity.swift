@@ -1,0 +1,47 @@
+import Foundation
+import Models
+import Tensors
+
+/// Perplexity, exp(mean negative log-likelihood of each next token), by llama.cpp's
+/// `llama-perplexity` method so that the numbers compare:
+///
+/// - the text's ids are cut into consecutive chunks of `context` tokens (a partial last chunk is dropped);
+/// - with `bos`, each chunk's first token is replaced by it;
+/// - every chunk runs on its own, and only its second half is scored: positions context/2 … context−2
+///   predict the token after them, so every scored token has at least context/2 tokens of context.
+public struct PerplexityResult: Sendable {
+    public var perplexity: Double { Foundation.exp(meanNLL) }
+    public var meanNLL: Double
+    public var chunks: Int
+    public var scored: Int
+}
+
+public func perplexity(model: any LanguageModel, ids: [Int32], context n: Int, bos: Int32? = nil, maxChunks: Int? = nil,
+                       onChunk: (Int, Int, Double) -> Void = { _, _, _ in }) -> PerplexityResult {
+    precondition(n >= 4 && n <= model.contextLength, "perplexity: context \(n) outside 4...\(model.contextLength)")
+    var count = ids.count / n
+    if let maxChunks { count = min(count, maxChunks) }
+    let v = model.vocabularySize, first = n / 2
+    var nll = 0.0, scored = 0
+    model.eval()
+    for c in 0..<count {
+        var chunk = Array(ids[(c * n)..<((c + 1) * n)])
+        if let bos { chunk[0] = bos }
+        let logits = withNoGrad { model(chunk, batch: 1, length: n, cache: nil) }      // (1, n, V)
+        for j in first..<(n - 1) {
+            nll -= logSoftmax(logits.data + j * v, v, target: Int(chunk[j + 1]))
+            scored += 1
+        }
+        onChunk(c + 1, count, Foundation.exp(nll / Double(scored)))
+    }
+    return PerplexityResult(meanNLL: scored > 0 ? nll / Double(scored) : .nan, chunks: count, scored: scored)
+}
+
+/// log softmax(row)[target] for a row of v logits, in Double.
+public func logSoftmax(_ row: UnsafePointer<Float>, _ v: Int, target: Int) -> Double {
+    var m = -Float.infinity
+    for i in 0..<v where row[i] > m { m = row[i] }
+    var sum = 0.0
+    for i in 0..<v { sum += Foundation.exp(Double(row[i] - m)) }
+    return Double(row[target] - m) - Foundation.log(sum)
+}

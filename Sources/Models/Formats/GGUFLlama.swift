@@ -1,0 +1,135 @@
+import Foundation
+import NN
+import Tensors
+import Tokenization
+
+/// A Llama-architecture GGUF file as a `Llama`, weights left in their blocks in the mapped file.
+///
+/// Metadata (arch = general.architecture, "llama"):
+///   {arch}.context_length, .embedding_length, .block_count, .feed_forward_length,
+///   .attention.head_count, .attention.head_count_kv, .attention.layer_norm_rms_epsilon,
+///   .rope.freq_base, .rope.dimension_count, .rope.scaling.type/.factor, .vocab_size
+/// Tensors (ggml dims are innermost first, so (C, V) in the file is our (V, C)):
+///   token_embd.weight (V, C) · blk.N.attn_norm.weight (C) · blk.N.attn_{q,k,v,output}.weight
+///   blk.N.ffn_norm.weight (C) · blk.N.ffn_{gate,up,down}.weight · output_norm.weight (C)
+///   output.weight (V, C), absent when tied · rope_freqs.weight (D/2), optional
+///
+/// llama.cpp's converter permutes the rows of Q and K within each head so that RoPE rotates
+/// adjacent features (2i, 2i+1) instead of HF's (i, i + D/2): GGUF row 2i+j of a head holds HF row
+/// j·D/2 + i. Rather than undo that (a copy), the model applies RoPE with `.adjacent` pairing,
+/// which gives the same scores (q and k are permuted alike, v and o not at all).
+public enum GGUFLlama {
+    public static func config(_ file: GGUFFile) throws(ModelError) -> LlamaConfig {
+        let arch = file["general.architecture"]?.string ?? "(none)"
+        guard arch == "llama" else { throw .file(file.path, "general.architecture is \"\(arch)\"; only \"llama\" models are supported") }
+        func int(_ key: String) throws(ModelError) -> Int {
+            guard let v = file["\(arch).\(key)"]?.int else { throw .file(file.path, "missing or non-integer metadata \(arch).\(key)") }
+            return v
+        }
+        let embedding = try int("embedding_length"), heads = try int("attention.head_count")
+        guard let table = file.tensorInfo("token_embd.weight"), table.dims.count == 2 else {
+            throw .file(file.path, "missing 2-D tensor token_embd.weight")
+        }
+        let vocab = file["\(arch).vocab_size"]?.int ?? table.dims[1]
+        var config = LlamaConfig(
+            vocabularySize: vocab, contextLength: try int("context_length"), embedding: embedding,
+            hidden: try int("feed_forward_length"), layers: try int("block_count"), heads: heads,
+            kvHeads: file["\(arch).attention.head_count_kv"]?.int ?? heads,
+            headSize: file["\(arch).rope.dimension_count"]?.int ?? file["\(arch).attention.key_length"]?.int ?? embedding / heads,
+            rmsNormEpsilon: Float(file["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
+            ropeBase: Float(file["\(arch).rope.freq_base"]?.double ?? 10000),
+            tiedEmbeddings: file.tensorInfo("output.weight") == nil)
+        switch file["\(arch).rope.scaling.type"]?.string ?? "none" {
+        case "none": break
+        case "linear":
+            let factor = Float(file["\(arch).rope.scaling.factor"]?.double ?? 1)
+            if factor != 1 { config.ropeScaling = .init(type: "linear", factor: factor) }
+        case let other: throw .file(file.path, "\(arch).rope.scaling.type \"\(other)\" is not supported (none, linear are)")
+        }
+        try config.validate()
+        return config
+    }
+
+    /// How the model computes with its quantized weights.
+    public enum Arithmetic: Sendable {
+        /// As llama.cpp's CPU path does (the default, so results and speed compare): activations
+        /// rounded to 8-bit blocks before each product with block-quantized weights (integer dot
+        /// products), q/k/v and the attention output rounded to F16 (its F16 KV cache).
+        case llamaCpp
+        /// Float32 throughout on the dequantized weights (what transformers would compute).
+        case float32
+    }
+
+    public static func load(_ file: GGUFFile, arithmetic: Arithmetic = .llamaCpp) throws(ModelError) -> Llama {
+        let ggml = arithmetic == .llamaCpp
+        let config = try config(file)
+        let (c, f, v) = (config.embedding, config.hidden, config.vocabularySize)
+        let (hd, kvd) = (config.heads * config.headSize, config.kvHeads * config.headSize)
+        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws(ModelError) -> QuantizedMatrix {
+            guard let info = file.tensorInfo(name) else { throw .file(file.path, "missing tensor \(name)") }
+            guard info.dims == [cols, rows] || (rows == 1 && info.dims == [cols]) else {
+                throw .file(file.path, "\(name): expected \(Shape.describe([rows, cols])), got \(Shape.describe(info.dims.reversed()))")
+            }
+            return try file.matrix(name)
+        }
+        func linear(_ name: String, _ rows: Int, _ cols: Int) throws(ModelError) -> QuantizedLinear {
+            QuantizedLinear(try matrix(name, rows, cols), roundActivations: ggml)
+        }
+        func norm(_ name: String) throws(ModelError) -> RMSNorm {
+            let n = RMSNorm(c, eps: config.rmsNormEpsilon)
+            n.weight = try matrix(name, 1, c).dequantized().reshaped([c])
+            return n
+        }
+        var blocks: [LlamaBlock] = []
+        for i in 0..<config.layers {
+            let p = "blk.\(i)."
+            blocks.append(LlamaBlock(
+                inputNorm: try norm(p + "attn_norm.weight"),
+                attention: LlamaAttention(q: try linear(p + "attn_q.weight", hd, c), k: try linear(p + "attn_k.weight", kvd, c),
+                                          v: try linear(p + "attn_v.weight", kvd, c), o: try linear(p + "attn_output.weight", c, hd),
+                                          heads: config.heads, kvHeads: config.kvHeads, headSize: config.headSize),
+                postAttentionNorm: try norm(p + "ffn_norm.weight"),
+                mlp: SwiGLU(gate: try linear(p + "ffn_gate.weight", f, c), up: try linear(p + "ffn_up.weight", f, c),
+                            down: try linear(p + "ffn_down.weight", c, f))))
+        }
+        var factors: [Float]? = nil
+        if file.tensorInfo("rope_freqs.weight") != nil {
+            factors = try matrix("rope_freqs.weight", 1, config.headSize / 2).dequantized().scalars
+        }
+        for block in blocks { block.attention.halfPrecisionAttention = ggml }
+        return Llama(config: config, embedTokens: QuantizedEmbedding(try matrix("token_embd.weight", v, c), roundActivations: ggml), layers: blocks,
+                     norm: try norm("output_norm.weight"),
+                     lmHead: config.tiedEmbeddings ? nil : try linear("output.weight", v, c),
+                     ropePairing: .adjacent, ropeFrequencyFactors: factors)
+    }
+}
+
+/// The tokenizer and chat facts a GGUF file carries.
+public struct GGUFVocabulary {
+    public let tokenizer: Tokenizer
+    public let bos: Int32?
+    public let eos: Int32?
+    /// Whether text starts with BOS (tokenizer.ggml.add_bos_token; llama.cpp's default for "gpt2" vocabularies is no).
+    public let addBos: Bool
+    /// The Jinja chat template (tokenizer.chat_template), if any.
+    public let chatTemplate: String?
+
+    public init(_ file: GGUFFile) throws(ModelError) {
+        guard let model = file["tokenizer.ggml.model"]?.string else { throw .file(file.path, "no tokenizer (tokenizer.ggml.model is missing)") }
+        guard let tokens = file["tokenizer.ggml.tokens"]?.strings else { throw .file(file.path, "tokenizer.ggml.tokens is missing or not strings") }
+        let merges = file["tokenizer.ggml.merges"]?.strings ?? []
+        let types = file["tokenizer.ggml.token_type"]?.array?.compactMap { $0.int.map(Int32.init) }
+        do {
+            tokenizer = try Tokenizer.fromGGUF(model: model, tokens: tokens, merges: merges, tokenTypes: types,
+                                               pre: file["tokenizer.ggml.pre"]?.string)
+        } catch { throw .file(file.path, error.description) }
+        func id(_ key: String) -> Int32? {
+            guard let v = file[key]?.int, v >= 0, v < tokens.count else { return nil }
+            return Int32(v)
+        }
+        bos = id("tokenizer.ggml.bos_token_id")
+        eos = id("tokenizer.ggml.eos_token_id")
+        addBos = file["tokenizer.ggml.add_bos_token"]?.bool ?? false
+        chatTemplate = file["tokenizer.chat_template"]?.string
+    }
+}

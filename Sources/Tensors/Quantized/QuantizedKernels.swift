@@ -1,0 +1,245 @@
+/// Products with quantized weights, reading the blocks directly:
+///
+///   y (..., rows) = x (..., cols) · Wᵀ        W: QuantizedMatrix (rows, cols)
+///
+/// - A few input rows (token-by-token generation): each weight row is streamed once and dotted
+///   with every input row; blocks are unpacked to floats in registers (SIMD16) and multiplied with
+///   the activations, the block scale applied once per block. Output rows split across threads.
+///   This is memory-bound: the point is to read 4.5–8.5 bits per weight instead of 32.
+/// - Many input rows (a prompt): panels of 64 weight rows are dequantized into a small per-thread
+///   buffer and multiplied by all input rows at once with sgemm, so the unpacking is paid once per
+///   panel, not once per token. The full Float32 matrix never exists.
+public func linear(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
+    guard x.rank >= 1, x.shape[x.rank - 1] == w.cols else {
+        fatalError(ShapeError(op: "linear (\(w.type.name))", x.shape, w.shape).description)
+    }
+    let inputs = x.count / max(w.cols, 1)
+    let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.rows])
+    if inputs <= 4 {
+        quantizedGEMV(x.data, inputs: inputs, w, out.data)
+    } else {
+        quantizedGEMM(x.data, inputs: inputs, w, out.data)
+    }
+    guard x.requiresGrad else { return out }
+    // The weight is frozen; the input still gets its gradient (dx = g · W), so adapters and
+    // earlier layers can train through a quantized layer.
+    return Autograd.record(out, "linear (\(w.type.name))", [x]) { g in
+        let gx = Tensor(zeros: x.shape)
+        let panel = 64
+        Parallel.forEachChunk(inputs, grain: 16) { rs in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: panel * w.cols)
+            defer { scratch.deallocate() }
+            var r0 = 0
+            while r0 < w.rows {
+                let n = min(panel, w.rows - r0)
+                for r in 0..<n { w.dequantizeRow(r0 + r, into: scratch + r * w.cols) }
+                BLAS.sgemm(transposeA: false, transposeB: false, m: rs.count, n: w.cols, k: n,
+                           g.data + rs.lowerBound * w.rows + r0, lda: w.rows, scratch, beta: 1,
+                           gx.data + rs.lowerBound * w.cols)
+                r0 += n
+            }
+        }
+        return [gx]
+    }
+}
+
+/// y (inputs, rows) for inputs ≤ 4.
+func quantizedGEMV(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix, _ y: UnsafeMutablePointer<Float>) {
+    let blocks = w.cols / 32
+    // Per-block sums of x, for the offset terms of Q4_0 (−8·d·Σx) and Q4_1 (m·Σx).
+    let sums = UnsafeMutablePointer<Float>.allocate(capacity: max(1, inputs * blocks))
+    defer { sums.deallocate() }
+    if w.type == .q4_0 || w.type == .q4_1 {
+        for i in 0..<inputs { for b in 0..<blocks { sums[i * blocks + b] = vsum(x + i * w.cols + b * 32, 32) } }
+    }
+    Parallel.forEachChunk(w.rows, grain: 64) { rows in
+        var scratch: UnsafeMutablePointer<Float>? = nil
+        if w.type == .f16 || w.type == .bf16 { scratch = .allocate(capacity: w.cols) }
+        defer { scratch?.deallocate() }
+        for r in rows {
+            let row = w.bytes + r * w.rowBytes
+            for i in 0..<inputs {
+                let xi = x + i * w.cols
+                let v: Float
+                switch w.type {
+                case .q4_1: v = dotQ4_1(row, xi, sums + i * blocks, blocks: blocks)
+                case .q4_0: v = dotQ4_0(row, xi, sums + i * blocks, blocks: blocks)
+                case .q8_0: v = dotQ8_0(row, xi, blocks: blocks)
+                case .f32: v = vdot(row.assumingMemoryBound(to: Float.self), xi, w.cols)
+                case .f16, .bf16:
+                    dequantizeBlocks(w.type, row, scratch!, count: w.cols)
+                    v = vdot(scratch!, xi, w.cols)
+                }
+                y[i * w.rows + r] = v
+            }
+        }
+    }
+}
+
+/// y (inputs, rows) for many inputs: dequantized panels of weight rows, then sgemm.
+func quantizedGEMM(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix, _ y: UnsafeMutablePointer<Float>) {
+    let panel = 64
+    let panels = (w.rows + panel - 1) / panel
+    Parallel.forEachChunk(panels, grain: 1) { ps in
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: panel * w.cols)
+        defer { scratch.deallocate() }
+        for p in ps {
+            let r0 = p * panel, n = min(panel, w.rows - r0)
+            for r in 0..<n { w.dequantizeRow(r0 + r, into: scratch + r * w.cols) }
+            // y[:, r0..<r0+n] (inputs, n) = x (inputs, cols) · panelᵀ (cols, n)
+            BLAS.sgemm(transposeA: false, transposeB: true, m: inputs, n: n, k: w.cols,
+                       x, scratch, beta: 0, y + r0, ldc: w.rows)
+        }
+    }
+}
+
+/// 16 bytes → 16 floats (each byte 0…255).
+@inline(__always) private func floats(_ v: SIMD16<UInt8>) -> SIMD16<Float> {
+    var f = SIMD16<Float>()
+    for k in 0..<16 { f[k] = Float(v[k]) }
+    return f
+}
+
+@inline(__always) private func floats(_ v: SIMD16<Int8>) -> SIMD16<Float> {
+    var f = SIMD16<Float>()
+    for k in 0..<16 { f[k] = Float(v[k]) }
+    return f
+}
+
+/// Σ_j (d·q_j + m)·x_j = Σ_blocks d·(q·x) + m·Σx.
+@inline(__always)
+func dotQ4_1(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>, blocks: Int) -> Float {
+    var acc = SIMD16<Float>()
+    var offset: Float = 0
+    for b in 0..<blocks {
+        let blk = row + b * 20, xb = x + b * 32
+        let raw = blk.loadUnaligned(fromByteOffset: 4, as: SIMD16<UInt8>.self)
+        var s = floats(raw & 0x0F) * load16(xb)
+        s.addProduct(floats(raw &>> 4), load16(xb + 16))
+        acc.addProduct(SIMD16(repeating: loadHalf(blk)), s)
+        offset += loadHalf(blk, 2) * xsum[b]
+    }
+    return acc.sum() + offset
+}
+
+/// Σ_j d·(q_j − 8)·x_j = Σ_blocks d·(q·x − 8·Σx).
+@inline(__always)
+func dotQ4_0(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ xsum: UnsafePointer<Float>, blocks: Int) -> Float {
+    var acc = SIMD16<Float>()
+    var offset: Float = 0
+    for b in 0..<blocks {
+        let blk = row + b * 18, xb = x + b * 32
+        let raw = blk.loadUnaligned(fromByteOffset: 2, as: SIMD16<UInt8>.self)
+        var s = floats(raw & 0x0F) * load16(xb)
+        s.addProduct(floats(raw &>> 4), load16(xb + 16))
+        let d = loadHalf(blk)
+        acc.addProduct(SIMD16(repeating: d), s)
+        offset -= 8 * d * xsum[b]
+    }
+    return acc.sum() + offset
+}
+
+/// Σ_j d·q_j·x_j.
+@inline(__always)
+func dotQ8_0(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, blocks: Int) -> Float {
+    var acc = SIMD16<Float>()
+    for b in 0..<blocks {
+        let blk = row + b * 34, xb = x + b * 32
+        var s = floats(blk.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self)) * load16(xb)
+        s.addProduct(floats(blk.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self)), load16(xb + 16))
+        acc.addProduct(SIMD16(repeating: loadHalf(blk)), s)
+    }
+    return acc.sum()
+}
+
+extension GGMLType {
+    /// The format ggml's CPU path converts activations to before a product with weights of this
+    /// type (its `vec_dot_type`): 8-bit blocks for the block formats, the weight's own type for
+    /// F16 and BF16, nothing for F32.
+    public var activationType: GGMLType {
+        switch self {
+        case .q4_0, .q4_1, .q8_0: return .q8_0
+        case .f16: return .f16
+        case .bf16: return .bf16
+        case .f32: return .f32
+        }
+    }
+}
+
+/// x rounded to the values that `type` can hold, block by block along the last axis (quantize,
+/// then dequantize). For 8-bit blocks: d = max|x|/127 per 32 values (stored as f16), x̃ = d·round(x/d).
+/// Used to reproduce ggml's arithmetic, where activations are quantized before every product
+/// with quantized weights. The gradient passes straight through (as if the rounding were identity).
+public func roundToBlocks(_ x: Tensor, _ type: GGMLType) -> Tensor {
+    guard type != .f32 else { return x }
+    let c = x.shape.last ?? 1
+    precondition(c % type.blockSize == 0, "roundToBlocks: last axis \(c) is not a multiple of \(type.name)'s block of \(type.blockSize)")
+    let rows = x.count / max(c, 1)
+    let out = Tensor(uninitialized: x.shape)
+    let px = x.data, po = out.data
+    Parallel.forEachChunk(rows, grain: 16) { rs in
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: type.byteCount(c), alignment: 64)
+        defer { scratch.deallocate() }
+        for r in rs {
+            quantizeBlocks(type, px + r * c, scratch, count: c)
+            dequantizeBlocks(type, scratch, po + r * c, count: c)
+        }
+    }
+    return Autograd.record(out, "round to \(type.name)", [x]) { g in [g] }
+}
+
+/// y = x · Wᵀ in ggml's arithmetic: the input is first converted to the format ggml's CPU path
+/// uses against this weight type (`activationType`): 8-bit blocks for Q4_0/Q4_1/Q8_0, F16 for
+/// F16. Integer dot products for a few rows when the build has AVX2; otherwise the rounded
+/// activations through the float kernels, plus Q4_1's block-sum term (see below).
+public func linearGGML(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
+    let inputs = x.count / max(w.cols, 1)
+    let blockFormat = w.type == .q4_0 || w.type == .q4_1 || w.type == .q8_0
+    if int8KernelsAvailable && blockFormat && inputs <= 4 && !x.requiresGrad {
+        guard x.rank >= 1, x.shape[x.rank - 1] == w.cols else {
+            fatalError(ShapeError(op: "linear (\(w.type.name))", x.shape, w.shape).description)
+        }
+        let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.rows])
+        quantizedGEMVInt8(x.data, inputs: inputs, w, out.data)
+        return out
+    }
+    let y = linear(roundToBlocks(x, w.type.activationType), w)
+    guard w.type == .q4_1 else { return y }
+    return y + linear(q8BlockSumCorrection(x).detached(), w.blockMinimums())
+}
+
+/// For activations rounded to 8-bit blocks against Q4_1 weights, ggml's dot product adds each
+/// weight block's minimum m times the input block's sum s = d·Σq, with s stored as F16. The
+/// float product of the rounded values uses d_F16·Σq instead. This returns the per-block
+/// difference δ = f16(d·Σq) − f16(d)·Σq (rows, cols/32), so that y += δ · Mᵀ (M = the weight's
+/// block minimums) reproduces ggml's arithmetic.
+public func q8BlockSumCorrection(_ x: Tensor) -> Tensor {
+    let c = x.shape.last ?? 1
+    precondition(c % 32 == 0, "q8BlockSumCorrection: last axis \(c) is not a multiple of 32")
+    let rows = x.count / max(c, 1), nb = c / 32
+    let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [nb])
+    let px = x.data, po = out.data
+    for r in 0..<rows {
+        for b in 0..<nb {
+            let v = px + r * c + b * 32
+            var amax: Float = 0
+            for j in 0..<32 { amax = max(amax, abs(v[j])) }
+            let d = amax / 127, id: Float = d != 0 ? 1 / d : 0
+            var sum: Float = 0
+            for j in 0..<32 { sum += (v[j] * id).rounded() }
+            po[r * nb + b] = Float(Float16(d * sum)) - Float(Float16(d)) * sum
+        }
+    }
+    return out
+}
+
+extension QuantizedMatrix {
+    /// Q4_1 only: every block's minimum m, (rows, cols/32).
+    public func blockMinimums() -> Tensor {
+        precondition(type == .q4_1, "blockMinimums: \(type.name) has no block minimums")
+        let nb = cols / 32
+        let t = Tensor(uninitialized: [rows, nb])
+        for r in 0..<rows { for b in 0..<nb { t.data[r * nb + b] = loadHalf(bytes + r * rowBytes + b * 20, 2) } }
+        return t
+    }
+}

@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+import Inference
+import Models
+import Tensors
+
+/// `llm perplexity`: how surprised a model is by a text, exp(mean negative log-likelihood), by
+/// llama-perplexity's method (chunks of --context tokens, second halves scored; see
+/// Inference/Perplexity.swift).
+struct Perplexity: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Perplexity of a model on a text file (llama-perplexity's method).")
+    @Option(help: "A GGUF file, a model folder (config.json + model.safetensors), or a training run.") var model: String
+    @Option(help: "The text file (UTF-8).") var file: String
+    @Option(help: "Tokens per chunk (default: 512, or the model's context if smaller).") var context: Int?
+    @Option(help: "Score at most this many chunks.") var chunks: Int?
+    @Option(help: "Tokenizer (default: the model's own).") var tokenizer: String?
+    @Flag(help: "Print {\"perplexity\", \"nll\", \"chunks\", \"scored\", \"context\", \"tokens\"} and nothing else.") var json = false
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        global.apply()
+        let loaded = try loadLanguageModel(model, tokenizer: tokenizer)
+        let lm = loaded.model
+        let text = try utf8Text(readFile(file), source: file)
+        // BOS is put in by the chunking below, not by the tokenizer.
+        var ids = try loaded.encode(text)
+        if let bos = loaded.bos, ids.first == bos { ids.removeFirst() }
+        let n = min(context ?? 512, lm.contextLength)
+        guard n >= 4 else { throw CLIError("--context \(n) is too small (at least 4)") }
+        guard ids.count >= n else {
+            throw CLIError("\(file): \(ids.count) tokens is less than one chunk of \(n) (use a smaller --context or a longer text)")
+        }
+        let started = Date()
+        let result = Inference.perplexity(model: lm, ids: ids, context: n, bos: loaded.bos, maxChunks: chunks) { c, total, running in
+            if !json { FileHandle.standardError.write(Data("[\(c)/\(total)] \(String(format: "%.4f", running))\n".utf8)) }
+        }
+        let (mean, ppl, scored, count) = (result.meanNLL, result.perplexity, result.scored, result.chunks)
+        if json {
+            print("{\"perplexity\": \(ppl), \"nll\": \(mean), \"chunks\": \(count), \"scored\": \(scored), \"context\": \(n), \"tokens\": \(ids.count)}")
+        } else {
+            print("perplexity \(String(format: "%.4f", ppl)) (mean NLL \(String(format: "%.5f", mean)) over \(scored) tokens: \(count) chunks of \(n), second halves scored; \(ids.count) tokens in the text; \(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+        }
+    }
+}
+

@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+
+/// The commands that work with a real GGUF model (SmolLM2-135M-Instruct Q4_1, fetched into
+/// .cache by scripts/fetch/smollm2.sh, which `make test` runs first).
+@Suite struct LlamaCommandLine {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let smol = repo.appendingPathComponent(".cache/SmolLM2-135M-Instruct.Q4_1.gguf").path
+    static func text(_ d: Data) -> String { String(decoding: d, as: UTF8.self) }
+    static func requireModel() throws {
+        guard FileManager.default.fileExists(atPath: smol) else {
+            throw CLIFixtureMissing(message: "\(smol) is missing: run scripts/fetch/smollm2.sh (make test does)")
+        }
+    }
+
+    @Test func inspectListsMetadataAndTensors() throws {
+        try Self.requireModel()
+        let r = try CommandLine.run(["inspect", "--model", Self.smol])
+        let out = Self.text(r.out)
+        #expect(r.status == 0, "\(r.err)")
+        #expect(out.hasPrefix("GGUF v3: 33 metadata entries, 272 tensors"))
+        #expect(out.contains("llama.block_count") && out.contains("tokenizer.ggml.pre"))
+        #expect(out.range(of: #"token_embd\.weight\s+Q8_0\s+\(49152, 576\)\s+30,081,024"#, options: .regularExpression) != nil)
+        #expect(out.range(of: #"blk\.0\.attn_q\.weight\s+Q4_1\s+\(576, 576\)\s+207,360"#, options: .regularExpression) != nil)
+    }
+
+    @Test func generateWithChatAnswers() throws {
+        try Self.requireModel()
+        let r = try CommandLine.run(["generate", "--model", Self.smol, "--chat", "--system", "You are a helpful assistant.",
+                                     "--prompt", "What is the capital of France?", "--temperature", "0", "--max-new-tokens", "30"])
+        #expect(r.status == 0, "\(r.err)")
+        #expect(Self.text(r.out) == "The capital of France is Paris.\n")
+        #expect(r.err.contains("tok/s"))
+        let ids = try CommandLine.run(["generate", "--model", Self.smol, "--chat", "--system", "You are a helpful assistant.",
+                                       "--prompt", "What is the capital of France?", "--temperature", "0", "--max-new-tokens", "30", "--json"])
+        let parsed = try JSONSerialization.jsonObject(with: ids.out) as! [String: [Int]]
+        #expect(parsed["ids"]?.count == 7)
+    }
+
+    @Test func chatKeepsHistoryResetsAndExits() throws {
+        try Self.requireModel()
+        let r = try CommandLine.run(["chat", "--model", Self.smol, "--temperature", "0", "--system", "You are a helpful assistant."],
+                                    stdin: "What is the capital of France?\nAnd of Germany?\n/reset\nAnd of Germany?\n/exit\nignored\n")
+        #expect(r.status == 0, "\(r.err)")
+        let lines = Self.text(r.out).split(separator: "\n").map(String.init)
+        #expect(lines.count >= 3)
+        #expect(lines.first == "The capital of France is Paris.")
+        #expect(lines.count > 2 && lines[1] == "The capital of Germany is Berlin.")   // "And of Germany?" needs the first turn
+        #expect(lines.count > 2 && lines[2] != lines[1])                              // after /reset it has no context
+        #expect(r.err.components(separatedBy: "[prompt ").count - 1 == 3)  // one speed line per reply
+        #expect(r.err.contains("(conversation cleared)") && r.err.contains("tok/s"))
+    }
+
+    @Test func logitsJSONForAGGUFModel() throws {
+        try Self.requireModel()
+        let r = try CommandLine.run(["logits", "--model", Self.smol, "--ids", "504 3458 282 4649 314", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let parsed = try JSONSerialization.jsonObject(with: r.out) as! [String: Any]
+        let logits = parsed["logits"] as! [[Double]]
+        #expect(logits.count == 5 && logits.allSatisfy { $0.count == 49152 })
+        #expect((parsed["loss"] as! Double).isFinite)
+    }
+
+    @Test func badModelFilesAreOneLineErrors() throws {
+        let missing = try CommandLine.run(["generate", "--model", "/no/such/model.gguf", "--prompt", "x"])
+        #expect(missing.status == 1 && missing.err == "error: /no/such/model.gguf: no such file or folder\n")
+        try Self.requireModel()
+        // The first 100 KB of the real file: the header ends mid-vocabulary.
+        let cut = FileManager.default.temporaryDirectory.appendingPathComponent("cut-\(UUID()).gguf").path
+        let head = try FileHandle(forReadingFrom: URL(fileURLWithPath: Self.smol)).read(upToCount: 100_000)!
+        try head.write(to: URL(fileURLWithPath: cut))
+        defer { try? FileManager.default.removeItem(atPath: cut) }
+        let r = try CommandLine.run(["generate", "--model", cut, "--prompt", "x"])
+        // The vocabulary array claims more strings than the 98,893 bytes left can hold.
+        #expect(r.status == 1 && r.err.hasPrefix("error: \(cut): metadata tokenizer.ggml.tokens element count is 49152 at byte 1099"), "\(r.err)")
+        #expect(r.err.split(separator: "\n").count == 1)
+    }
+}
+
+struct CLIFixtureMissing: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}

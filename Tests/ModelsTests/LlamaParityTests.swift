@@ -1,0 +1,145 @@
+import Foundation
+import Models
+import NN
+import Testing
+import Tensors
+import Tokenization
+
+/// Llama against Hugging Face transformers and gguf-py (fixtures from
+/// scripts/fixtures/make_llama_fixtures.py): a small random LlamaForCausalLM (GQA 4/2 heads, RoPE
+/// base 50000, tied embeddings), the same weights written as GGUF with llama.cpp's Q/K row
+/// permutation, and block-format test vectors from gguf-py's reference quantizers.
+@Suite struct LlamaParity {
+    static let folder = GPTParity.fixtures.appendingPathComponent("llama-tiny")
+    static let reference = try! JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("reference.json"))) as! [String: Any]
+    static var ids: [Int32] { (reference["input_ids"] as! [Int]).map(Int32.init) }
+
+    static func maxDifference(_ logits: Tensor, _ expected: Any?) -> Float {
+        let want = (expected as! [[Double]]).flatMap { $0 }.map(Float.init)
+        precondition(want.count == logits.count, "fixture has \(want.count) logits, model gave \(logits.count)")
+        return zip(logits.scalars, want).map { abs($0 - $1) }.max()!
+    }
+
+    static func logits(_ model: Llama) -> Tensor {
+        model.eval()
+        return withNoGrad { model(ids, batch: 1, length: ids.count) }
+    }
+
+    /// The same weights and layers under another config (RoPE scaling) or pairing.
+    static func variant(_ m: Llama, config: LlamaConfig? = nil, pairing: RotaryEmbedding.Pairing? = nil, factors: [Float]? = nil) -> Llama {
+        Llama(config: config ?? m.config, embedTokens: m.embedTokens, layers: m.layers, norm: m.norm, lmHead: m.lmHead,
+              ropePairing: pairing ?? m.rope.pairing, ropeFrequencyFactors: factors)
+    }
+
+    @Test func huggingFaceFolderMatchesTransformers() throws {
+        let model = try HuggingFaceLlama.load(folder: Self.folder.path)
+        #expect(model.config.kvHeads == 2 && model.config.heads == 4 && model.config.ropeBase == 50000 && model.config.tiedEmbeddings)
+        let logits = Self.logits(model)
+        let diff = Self.maxDifference(logits, Self.reference["logits"])
+        #expect(diff <= 1e-4, "max |Δlogit| \(diff)")
+        let loss = withNoGrad { model.loss(Self.ids, targets: Array(Self.ids.dropFirst()) + [-100], batch: 1, length: Self.ids.count).item }
+        #expect(abs(loss - Float(Self.reference["loss"] as! Double)) <= 1e-5, "loss \(loss)")
+    }
+
+    @Test func greedyContinuationIsIdenticalWithTheCache() throws {
+        let model = try HuggingFaceLlama.load(folder: Self.folder.path)
+        model.eval()
+        let greedy = Self.reference["greedy"] as! [String: Any]
+        let prompt = (greedy["prompt"] as! [Int]).map(Int32.init), want = (greedy["ids"] as! [Int]).map(Int32.init)
+        let cache = model.makeCache(batch: 1, capacity: 64)
+        var got: [Int32] = []
+        var logits = withNoGrad { model(prompt, batch: 1, length: prompt.count, cache: cache) }
+        var row = logits.data + (prompt.count - 1) * model.vocabularySize
+        while got.count < want.count {
+            let next = Int32((0..<model.vocabularySize).max { row[$0] < row[$1] }!)
+            got.append(next)
+            logits = withNoGrad { model([next], batch: 1, length: 1, cache: cache) }
+            row = logits.data
+        }
+        #expect(got == want)
+    }
+
+    @Test func ropeScalingVariantsMatchTransformers() throws {
+        let model = try HuggingFaceLlama.load(folder: Self.folder.path)
+        let variants = Self.reference["rope_variants"] as! [String: [String: Any]]
+        for (name, v) in variants {
+            var config = model.config
+            let data = try JSONSerialization.data(withJSONObject: v["rope_scaling"]!)
+            config.ropeScaling = try JSONDecoder().decode(LlamaConfig.RopeScaling.self, from: data)
+            let diff = Self.maxDifference(Self.logits(Self.variant(model, config: config)), v["logits"])
+            #expect(diff <= 1e-4, "\(name): max |Δlogit| \(diff)")
+        }
+    }
+
+    /// The GGUF copy has Q and K rows permuted by llama.cpp's converter; with adjacent-pair RoPE
+    /// it must give HF's logits, and with HF's pairing it must not (the test can tell them apart).
+    @Test func ggufCopyWithPermutedQKMatchesTransformers() throws {
+        let file = try GGUFFile(path: Self.folder.appendingPathComponent("tiny-f32.gguf").path)
+        let model = try GGUFLlama.load(file, arithmetic: .float32)
+        #expect(model.rope.pairing == .adjacent)
+        let diff = Self.maxDifference(Self.logits(model), Self.reference["logits"])
+        #expect(diff <= 1e-4, "max |Δlogit| \(diff)")
+        // llama.cpp's arithmetic (F16 attention) stays close.
+        let ggml = Self.maxDifference(Self.logits(try GGUFLlama.load(file)), Self.reference["logits"])
+        #expect(ggml <= 0.05, "llama.cpp arithmetic: max |Δlogit| \(ggml)")
+        let wrong = Self.maxDifference(Self.logits(Self.variant(model, pairing: .halves)), Self.reference["logits"])
+        #expect(wrong > 0.1, "HF pairing on GGUF rows should differ, got \(wrong)")
+        // Scaling as llama.cpp expresses it: linear via metadata, llama3 via a rope_freqs tensor.
+        let variants = Self.reference["rope_variants"] as! [String: [String: Any]]
+        var linear = model.config
+        linear.ropeScaling = .init(type: "linear", factor: 2)
+        #expect(Self.maxDifference(Self.logits(Self.variant(model, config: linear)), variants["linear"]!["logits"]) <= 1e-4)
+        let factors = ((variants["llama3"]!["gguf_equivalent"] as! [String: Any])["rope_freqs.weight"] as! [Double]).map(Float.init)
+        #expect(Self.maxDifference(Self.logits(Self.variant(model, factors: factors)), variants["llama3"]!["logits"]) <= 1e-4)
+    }
+
+    @Test func ggufTokenizerMatchesTheHuggingFaceTokenizer() throws {
+        let file = try GGUFFile(path: Self.folder.appendingPathComponent("tiny-f32.gguf").path)
+        let vocab = try GGUFVocabulary(file)
+        #expect(vocab.tokenizer.pattern == .gpt2Digits && vocab.bos == 1 && vocab.eos == 2 && !vocab.addBos)
+        for e in Self.reference["encodings"] as! [[String: Any]] {
+            let text = e["text"] as! String, want = (e["ids"] as! [Int]).map(UInt32.init)
+            #expect(try vocab.tokenizer.encode(text, allowedSpecial: .all) == want, "\(text.debugDescription)")
+            #expect(try vocab.tokenizer.decode(want) == text)
+        }
+        // The HF folder's tokenizer.json reads to the same ids.
+        let hf = try Tokenizer.load(path: Self.folder.path)
+        let text = Self.reference["text"] as! String
+        #expect(try hf.encode(text) == vocab.tokenizer.encode(text))
+    }
+}
+
+/// Block formats against gguf-py's reference quantizers (quant-test.gguf / quant-test.json).
+@Suite struct GGUFBlockFormats {
+    static let folder = LlamaParity.folder
+    static let json = try! JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("quant-test.json"))) as! [String: Any]
+
+    static func hex(_ s: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = s.startIndex
+        while i < s.endIndex { let j = s.index(i, offsetBy: 2); out.append(UInt8(s[i..<j], radix: 16)!); i = j }
+        return out
+    }
+
+    @Test(arguments: ["q8_0", "q4_0", "q4_1", "f16", "bf16"])
+    func dequantizeQuantizeAndMultiplyLikeGGUFPy(_ name: String) throws {
+        let file = try GGUFFile(path: Self.folder.appendingPathComponent("quant-test.gguf").path)
+        let t = (Self.json["tensors"] as! [String: [String: Any]])[name]!
+        let m = try file.matrix(name)
+        #expect(m.type.name == t["ggml_type"] as! String && m.shape == t["shape"] as! [Int])
+        let want = (t["dequantized"] as! [[Double]]).flatMap { $0 }.map(Float.init)
+        #expect(m.dequantized().scalars == want, "\(name): dequantized values differ")
+        // Our quantizer writes the same bytes as gguf-py's.
+        let original = Tensor(shape: m.shape, (t["original"] as! [[Double]]).flatMap { $0 }.map(Float.init))
+        let ours = QuantizedMatrix.quantize(original, as: m.type)
+        let bytes = Array(UnsafeRawBufferPointer(start: ours.bytes, count: ours.byteCount))
+        let raw = (t["raw_hex"] as! [String]).flatMap(Self.hex)
+        #expect(bytes == raw, "\(name): quantized bytes differ")
+        // y = W x through the kernels.
+        let x = Tensor(shape: [1, m.cols], (t["x"] as! [Double]).map(Float.init))
+        let y = linear(x, m)
+        for (a, b) in zip(y.scalars, t["y"] as! [Double]) {
+            #expect(abs(Double(a) - b) <= 1e-4 * max(1, abs(b)), "\(name): \(a) vs \(b)")
+        }
+    }
+}
