@@ -14,7 +14,7 @@ public final class KVCache {
     public let capacity: Int
     let batch: Int, kvHeads: Int, headSize: Int
 
-    public init(layers: Int, batch: Int, kvHeads: Int, headSize: Int, capacity: Int, initial: Int = 256) {
+    public init(layers: Int, batch: Int, kvHeads: Int, headSize: Int, capacity: Int, initial: Int = 64) {
         self.capacity = capacity
         self.batch = batch; self.kvHeads = kvHeads; self.headSize = headSize
         let start = min(capacity, initial)

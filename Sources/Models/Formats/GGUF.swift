@@ -143,7 +143,7 @@ public struct GGUFTensorInfo: Sendable {
 }
 
 /// A metadata value.
-public indirect enum GGUFValue: CustomStringConvertible, Sendable {
+public enum GGUFValue: CustomStringConvertible, Sendable {
     case uint(UInt64, bits: Int), int(Int64, bits: Int), float(Double, bits: Int), bool(Bool), string(String)
     case array(elementType: UInt32, [GGUFValue])
 
@@ -203,65 +203,67 @@ struct GGUFReader {
         self.path = path; self.base = base; self.count = count
     }
 
-    mutating func take(_ n: Int, _ field: String) throws(ModelError) -> Int {
+    // Field names are autoclosures: built only for an error message, not for each of the
+    // ~100,000 strings of a vocabulary.
+    mutating func take(_ n: Int, _ field: @autoclosure () -> String) throws(ModelError) -> Int {
         guard n >= 0, offset <= count, n <= count - offset else {
-            throw .file(path, "truncated: \(field) at byte \(offset) needs \(n) bytes, the file has \(count)")
+            throw .file(path, "truncated: \(field()) at byte \(offset) needs \(n) bytes, the file has \(count)")
         }
         defer { offset += n }
         return offset
     }
 
-    mutating func u8(_ f: String) throws(ModelError) -> UInt8 { base.load(fromByteOffset: try take(1, f), as: UInt8.self) }
-    mutating func u16(_ f: String) throws(ModelError) -> UInt16 { UInt16(littleEndian: base.loadUnaligned(fromByteOffset: try take(2, f), as: UInt16.self)) }
-    mutating func u32(_ f: String) throws(ModelError) -> UInt32 { UInt32(littleEndian: base.loadUnaligned(fromByteOffset: try take(4, f), as: UInt32.self)) }
-    mutating func u64(_ f: String) throws(ModelError) -> UInt64 { UInt64(littleEndian: base.loadUnaligned(fromByteOffset: try take(8, f), as: UInt64.self)) }
+    mutating func u8(_ f: @autoclosure () -> String) throws(ModelError) -> UInt8 { base.load(fromByteOffset: try take(1, f()), as: UInt8.self) }
+    mutating func u16(_ f: @autoclosure () -> String) throws(ModelError) -> UInt16 { UInt16(littleEndian: base.loadUnaligned(fromByteOffset: try take(2, f()), as: UInt16.self)) }
+    mutating func u32(_ f: @autoclosure () -> String) throws(ModelError) -> UInt32 { UInt32(littleEndian: base.loadUnaligned(fromByteOffset: try take(4, f()), as: UInt32.self)) }
+    mutating func u64(_ f: @autoclosure () -> String) throws(ModelError) -> UInt64 { UInt64(littleEndian: base.loadUnaligned(fromByteOffset: try take(8, f()), as: UInt64.self)) }
 
     /// A u64 count of items each taking at least `each` bytes: larger than the rest of the file could hold is corrupt.
-    mutating func count(_ f: String, each: Int) throws(ModelError) -> Int {
+    mutating func count(_ f: @autoclosure () -> String, each: Int) throws(ModelError) -> Int {
         let at = offset
-        let n = try u64(f)
+        let n = try u64(f())
         guard n <= UInt64(max(0, count - offset) / max(each, 1)) else {
-            throw .file(path, "\(f) is \(n) at byte \(at), more than the remaining \(count - offset) bytes can hold")
+            throw .file(path, "\(f()) is \(n) at byte \(at), more than the remaining \(count - offset) bytes can hold")
         }
         return Int(n)
     }
 
-    mutating func string(_ f: String) throws(ModelError) -> String {
-        let n = try count(f + " length", each: 1)
-        let start = try take(n, f)
+    mutating func string(_ f: @autoclosure () -> String) throws(ModelError) -> String {
+        let n = try count(f() + " length", each: 1)
+        let start = try take(n, f())
         let buffer = UnsafeBufferPointer(start: (base + start).assumingMemoryBound(to: UInt8.self), count: n)
-        guard let s = String(validating: buffer, as: UTF8.self) else { throw .file(path, "\(f) at byte \(start) is not valid UTF-8") }
+        guard let s = String(validating: buffer, as: UTF8.self) else { throw .file(path, "\(f()) at byte \(start) is not valid UTF-8") }
         return s
     }
 
-    mutating func value(type: UInt32, field: String, depth: Int) throws(ModelError) -> GGUFValue {
+    mutating func value(type: UInt32, field: @autoclosure () -> String, depth: Int) throws(ModelError) -> GGUFValue {
         switch type {
-        case 0: return .uint(UInt64(try u8(field)), bits: 8)
-        case 1: return .int(Int64(Int8(bitPattern: try u8(field))), bits: 8)
-        case 2: return .uint(UInt64(try u16(field)), bits: 16)
-        case 3: return .int(Int64(Int16(bitPattern: try u16(field))), bits: 16)
-        case 4: return .uint(UInt64(try u32(field)), bits: 32)
-        case 5: return .int(Int64(Int32(bitPattern: try u32(field))), bits: 32)
-        case 6: return .float(Double(Float(bitPattern: try u32(field))), bits: 32)
+        case 0: return .uint(UInt64(try u8(field())), bits: 8)
+        case 1: return .int(Int64(Int8(bitPattern: try u8(field()))), bits: 8)
+        case 2: return .uint(UInt64(try u16(field())), bits: 16)
+        case 3: return .int(Int64(Int16(bitPattern: try u16(field()))), bits: 16)
+        case 4: return .uint(UInt64(try u32(field())), bits: 32)
+        case 5: return .int(Int64(Int32(bitPattern: try u32(field()))), bits: 32)
+        case 6: return .float(Double(Float(bitPattern: try u32(field()))), bits: 32)
         case 7:
             let at = offset
-            let b = try u8(field)
-            guard b <= 1 else { throw .file(path, "\(field) at byte \(at) is a bool with value \(b)") }
+            let b = try u8(field())
+            guard b <= 1 else { throw .file(path, "\(field()) at byte \(at) is a bool with value \(b)") }
             return .bool(b == 1)
-        case 8: return .string(try string(field))
+        case 8: return .string(try string(field()))
         case 9:
-            guard depth < 8 else { throw .file(path, "\(field) at byte \(offset): arrays nested deeper than 8") }
-            let elementType = try u32(field + " element type")
+            guard depth < 8 else { throw .file(path, "\(field()) at byte \(offset): arrays nested deeper than 8") }
+            let elementType = try u32(field() + " element type")
             let minimumBytes = [0: 1, 1: 1, 7: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 8: 8, 9: 12, 10: 8, 11: 8, 12: 8][Int(elementType)] ?? 1
-            let n = try count(field + " element count", each: minimumBytes)
+            let n = try count(field() + " element count", each: minimumBytes)
             var items: [GGUFValue] = []
             items.reserveCapacity(n)
-            for i in 0..<n { items.append(try value(type: elementType, field: "\(field)[\(i)]", depth: depth + 1)) }
+            for i in 0..<n { items.append(try value(type: elementType, field: "\(field())[\(i)]", depth: depth + 1)) }
             return .array(elementType: elementType, items)
-        case 10: return .uint(try u64(field), bits: 64)
-        case 11: return .int(Int64(bitPattern: try u64(field)), bits: 64)
-        case 12: return .float(Double(bitPattern: try u64(field)), bits: 64)
-        default: throw .file(path, "\(field) at byte \(offset - 4) has unknown value type \(type)")
+        case 10: return .uint(try u64(field()), bits: 64)
+        case 11: return .int(Int64(bitPattern: try u64(field())), bits: 64)
+        case 12: return .float(Double(bitPattern: try u64(field())), bits: 64)
+        default: throw .file(path, "\(field()) at byte \(offset - 4) has unknown value type \(type)")
         }
     }
 }
