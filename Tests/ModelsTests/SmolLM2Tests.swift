@@ -67,6 +67,7 @@ import Tokenization
             worstTop1Logit = max(worstTop1Logit, abs(Double(row[theirs[0]]) - top10[t][0][1]))
         }
         let rate = Double(agree) / Double(ids.count)
+        print("SmolLM2 teacher-forced top-1 vs llama.cpp: \(agree)/\(ids.count); worst |Δ logit| of its top-1 \(worstTop1Logit)")
         let floor = tf["stepwise_top1_agreement"] as! Int
         #expect(agree >= floor, "top-1 agreement \(agree)/\(ids.count) = \(rate); our top-1 within their top-10 at \(inTop10); worst |Δ logit| of their top-1 \(worstTop1Logit)")
         #expect(inTop10 == ids.count)
@@ -97,6 +98,7 @@ import Tokenization
             report.append("\(same)/32" + (same < 32 ? " (llama.cpp's top-2 gap there \(gaps[same]))" : ""))
             if same < 16 { #expect(gaps[same] < 0.25, "prompt \((p["text"] as! String).prefix(30).debugDescription) diverges at step \(same), where llama.cpp's top-2 gap is \(gaps[same])") }
         }
+        print("SmolLM2 greedy vs llama.cpp, identical prefix per prompt: \(report)")
         #expect(matches >= 4, "identical prefix lengths per prompt: \(report)")
     }
 }
