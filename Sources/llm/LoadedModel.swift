@@ -24,6 +24,13 @@ struct LoadedModel {
         return (bos.map { [$0] } ?? []) + (try tokenizer.encode(text, allowedSpecial: .all)).map { Int32($0) }
     }
 
+    /// Text → ids with special-token text read as plain text, no BOS.
+    func encodePlain(_ text: String) throws -> [Int32] {
+        if let chars { return chars.encode(text).map { Int32($0) } }
+        guard let tokenizer else { throw CLIError("this model has no tokenizer: give --tokenizer") }
+        return tokenizer.encodeOrdinary(text).map { Int32($0) }
+    }
+
     /// Checks ids against the vocabulary, naming the first bad one.
     func check(_ ids: [Int32], what: String) throws {
         for (i, id) in ids.enumerated() where id < 0 || Int(id) >= model.vocabularySize {

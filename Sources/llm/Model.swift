@@ -28,6 +28,7 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         if let model, model.lowercased().hasSuffix(".gguf") { return try inspectGGUF(model, arrayItems: arrayItems) }
+        if let model, HuggingFaceLlama.isLlama(folder: modelFolder(model)) { return try inspectLlama(modelFolder(model)) }
         let gpt: GPT
         switch (config, model) {
         case let (name?, nil):
@@ -131,4 +132,18 @@ func inspectGGUF(_ path: String, arrayItems: Int) throws {
         print("  \(t.name.padding(nameWidth))  \(t.typeName.padding(6))  \(Shape.describe(t.dims.reversed()).padding(14))  \((bytes.map(grouped) ?? "?").padding(12, left: true))")
     }
     print("\ntotal \(grouped(params)) values in \(grouped(total)) bytes (\(String(format: "%.2f", Double(total) * 8 / Double(max(params, 1)))) bits per value)")
+}
+
+/// `llm inspect --model DIR` for a Hugging Face Llama folder: the config and the parameter table.
+func inspectLlama(_ folder: String) throws {
+    let llama = try HuggingFaceLlama.load(folder: folder)
+    let c = llama.config
+    print("Llama: vocab \(c.vocabularySize), context \(c.contextLength), embedding \(c.embedding), SwiGLU \(c.hidden), \(c.layers) layers, \(c.heads) heads / \(c.kvHeads) kv of \(c.headSize), RoPE base \(c.ropeBase)\(c.ropeScaling.map { " scaled \($0.type) ×\($0.factor)" } ?? ""), \(c.tiedEmbeddings ? "tied" : "separate") output head")
+    let rows = llama.namedParameters()
+    let width = max(30, rows.map(\.name.count).max() ?? 0)
+    print("\("name".padding(width))  \("shape".padding(16))  \("count".padding(12, left: true))")
+    for (name, t) in rows {
+        print("\(name.padding(width))  \(Shape.describe(t.shape).padding(16))  \(grouped(t.count).padding(12, left: true))")
+    }
+    print("total \(grouped(llama.parameterCount)) parameters, \(String(format: "%.1f", Double(llama.parameterCount) * 4 / 1_048_576)) MiB as float32")
 }

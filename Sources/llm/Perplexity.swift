@@ -21,10 +21,12 @@ struct Perplexity: ParsableCommand {
         global.apply()
         let loaded = try loadLanguageModel(model, tokenizer: tokenizer)
         let lm = loaded.model
-        let text = try utf8Text(readFile(file), source: file)
-        // BOS is put in by the chunking below, not by the tokenizer.
-        var ids = try loaded.encode(text)
-        if let bos = loaded.bos, ids.first == bos { ids.removeFirst() }
+        var text = try utf8Text(readFile(file), source: file)
+        // As llama-perplexity: one trailing newline dropped, special-token text read as plain text,
+        // and BOS (when the model wants it) put in by the chunking, not by the tokenizer.
+        if text.unicodeScalars.last == "\n" { text.unicodeScalars.removeLast() }
+        let ids = try loaded.encodePlain(text)
+        try loaded.check(ids, what: file)
         let n = min(context ?? 512, lm.contextLength)
         guard n >= 4 else { throw CLIError("--context \(n) is too small (at least 4)") }
         guard ids.count >= n else {

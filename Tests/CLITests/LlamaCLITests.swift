@@ -61,6 +61,37 @@ import Testing
         #expect((parsed["loss"] as! Double).isFinite)
     }
 
+    /// `llm perplexity` agrees with llama-perplexity (same file, same context) within 1 %, and
+    /// works for GPT models and Hugging Face Llama folders too.
+    @Test func perplexityMatchesLlamaPerplexityAndRunsForEveryFormat() throws {
+        let fixtures = Self.repo.appendingPathComponent("Tests/Fixtures")
+        let text = fixtures.appendingPathComponent("perplexity.txt").path
+        try Self.requireModel()
+        let r = try CommandLine.run(["perplexity", "--model", Self.smol, "--file", text, "--context", "128", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let ours = try JSONSerialization.jsonObject(with: r.out) as! [String: Any]
+        let fixture = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("smollm2-llamacpp.json"))) as! [String: Any]
+        let run = ((fixture["perplexity"] as! [String: Any])["runs"] as! [[String: Any]]).first { $0["context"] as! Int == 128 }!
+        let ppl = ours["perplexity"] as! Double, theirs = run["ppl"] as! Double
+        #expect(abs(ppl / theirs - 1) <= 0.01, "ours \(ppl), llama-perplexity \(theirs)")
+        #expect(ours["tokens"] as! Int == run["n_tokens"] as! Int && ours["scored"] as! Int == run["scored_tokens"] as! Int)
+        // A GPT (a character-level model trained for a few steps on the text) and a Hugging Face Llama folder.
+        let runFolder = FileManager.default.temporaryDirectory.appendingPathComponent("ppl-\(UUID())").path
+        let trained = try CommandLine.run(["train", "--data", text, "--tokenizer", "char", "--config", "mini", "--context", "32",
+                                           "--batch", "4", "--steps", "4", "--eval-every", "4", "--out", runFolder])
+        #expect(trained.status == 0, "\(trained.err)")
+        for folder in [runFolder, fixtures.appendingPathComponent("llama-tiny").path] {
+            let m = try CommandLine.run(["perplexity", "--model", folder, "--file", text, "--context", "32", "--chunks", "2", "--json"])
+            #expect(m.status == 0, "\(folder): \(m.err)")
+            let p = (try JSONSerialization.jsonObject(with: m.out) as! [String: Any])["perplexity"] as! Double
+            #expect(p.isFinite && p > 1, "\(folder): \(p)")
+        }
+        let short = try CommandLine.run(["perplexity", "--model", Self.smol, "--file", text, "--context", "4096"])
+        #expect(short.status == 1 && short.err.contains("less than one chunk of 4096"), "\(short.err)")
+        let info = try CommandLine.run(["inspect", "--model", fixtures.appendingPathComponent("llama-tiny").path])
+        #expect(Self.text(info.out).hasPrefix("Llama: vocab 320") && Self.text(info.out).contains("total 106,816 parameters"), "\(Self.text(info.out))")
+    }
+
     @Test func badModelFilesAreOneLineErrors() throws {
         let missing = try CommandLine.run(["generate", "--model", "/no/such/model.gguf", "--prompt", "x"])
         #expect(missing.status == 1 && missing.err == "error: /no/such/model.gguf: no such file or folder\n")
