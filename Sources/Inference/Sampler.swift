@@ -23,10 +23,14 @@ public struct Sampler {
     /// The chosen id for one row of logits (V floats).
     public func sample(_ logits: UnsafeBufferPointer<Float>) -> Int32 {
         if temperature <= 0 || topK == 1 { return Int32(argmax(logits)) }
-        // Candidates: (id, logit / T), best first, cut to top-k.
-        var candidates = logits.enumerated().map { (id: $0.offset, z: $0.element / temperature) }
-        candidates.sort { $0.z != $1.z ? $0.z > $1.z : $0.id < $1.id }
-        if let k = topK, k > 0, k < candidates.count { candidates.removeLast(candidates.count - k) }
+        // Candidates: (id, logit / T), best first (ties: lower id first), cut to top-k.
+        var candidates: [(id: Int, z: Float)]
+        if let k = topK, k > 0, k < logits.count {
+            candidates = Sampler.best(k, of: logits).map { (id: $0, z: logits[$0] / temperature) }
+        } else {
+            candidates = logits.enumerated().map { (id: $0.offset, z: $0.element / temperature) }
+            candidates.sort { $0.z != $1.z ? $0.z > $1.z : $0.id < $1.id }
+        }
         // Softmax over the candidates (in Double), then the nucleus.
         let m = Double(candidates[0].z)
         var probs = candidates.map { Foundation.exp(Double($0.z) - m) }
@@ -47,6 +51,24 @@ public struct Sampler {
             if u < 0 { return Int32(candidates[i].id) }
         }
         return Int32(candidates[keep - 1].id)
+    }
+}
+
+extension Sampler {
+    /// The ids of the k largest logits, best first (ties: lower id first), in one pass: a sorted
+    /// list of the best k so far, which most logits fail to enter (a 49,152-token vocabulary is
+    /// not sorted for every token).
+    public static func best(_ k: Int, of logits: UnsafeBufferPointer<Float>) -> [Int] {
+        var ids: [Int] = [], values: [Float] = []
+        ids.reserveCapacity(k + 1); values.reserveCapacity(k + 1)
+        for (i, v) in logits.enumerated() {
+            if ids.count == k && v <= values[k - 1] { continue }      // not better than the k-th (ties keep the lower id)
+            var at = values.count
+            while at > 0 && values[at - 1] < v { at -= 1 }
+            values.insert(v, at: at); ids.insert(i, at: at)
+            if ids.count > k { values.removeLast(); ids.removeLast() }
+        }
+        return ids
     }
 }
 

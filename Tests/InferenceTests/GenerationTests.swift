@@ -64,3 +64,20 @@ import Tensors
         }
     }
 }
+
+@Suite struct TopK {
+    /// The one-pass top-k equals a full sort (best first, lower id first on ties).
+    @Test func bestKEqualsAFullSort() {
+        let rng = RandomGenerator(seed: 21)
+        for trial in 0..<20 {
+            let n = 50 + trial * 37
+            // Few distinct values so that ties are common.
+            let values = (0..<n).map { _ in Float(rng.next() % 17) - 8 }
+            for k in [1, 2, 5, 40, n - 1] {
+                let got = values.withUnsafeBufferPointer { Sampler.best(k, of: $0) }
+                let want = values.enumerated().sorted { $0.element != $1.element ? $0.element > $1.element : $0.offset < $1.offset }.prefix(k).map(\.offset)
+                #expect(got == Array(want), "n \(n), k \(k)")
+            }
+        }
+    }
+}
