@@ -15,11 +15,12 @@ extension Bench {
         @Option(help: "Generated tokens (tg).") var genTokens = 64
         @Option(help: "Runs of each test (the mean is reported).") var repetitions = 5
         @Flag(help: "Print {\"pp_tok_s\", \"tg_tok_s\", \"load_s\", \"peak_rss_mib\"} and nothing else.") var json = false
+        @OptionGroup var numerics: ArithmeticOption
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
             global.apply()
-            let loaded = try loadLanguageModel(model)
+            let loaded = try loadLanguageModel(model, arithmetic: numerics.value())
             let lm = loaded.model
             lm.eval()
             let v = lm.vocabularySize

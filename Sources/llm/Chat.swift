@@ -19,11 +19,12 @@ struct Chat: ParsableCommand {
     @Option(help: "Sample among the k most likely tokens.") var topK: Int? = 40
     @Option(help: "Sample among the most likely tokens whose probability adds up to p.") var topP: Float? = 0.9
     @Option(help: "Random seed.") var seed: UInt64 = 0
+    @OptionGroup var numerics: ArithmeticOption
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         global.apply()
-        let loaded = try loadLanguageModel(model)
+        let loaded = try loadLanguageModel(model, arithmetic: numerics.value())
         guard let template = loaded.chat, let tokenizer = loaded.tokenizer else { throw CLIError("\(model) has no chat format") }
         let lm = loaded.model
         let interactive = isatty(0) != 0

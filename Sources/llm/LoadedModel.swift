@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Inference
 import Models
@@ -39,15 +40,29 @@ struct LoadedModel {
     }
 }
 
+/// `--arithmetic`: how a GGUF model computes (see GGUFLlama.Arithmetic).
+struct ArithmeticOption: ParsableArguments {
+    @Option(help: ArgumentHelp("GGUF models: llama.cpp (8-bit activations, integer dot products, F16 attention: llama.cpp's numbers and speed) or float32 (exact Float32 on the dequantized weights: slower, and stable under tiny changes in float order).", valueName: "llama.cpp|float32"))
+    var arithmetic: String = "llama.cpp"
+
+    func value() throws -> GGUFLlama.Arithmetic {
+        switch arithmetic {
+        case "llama.cpp", "llamacpp", "ggml": return .llamaCpp
+        case "float32", "f32": return .float32
+        default: throw CLIError("--arithmetic \(arithmetic): expected llama.cpp or float32")
+        }
+    }
+}
+
 /// Loads `--model PATH`: a .gguf file, a Hugging Face Llama folder, or a GPT folder / training run.
-func loadLanguageModel(_ path: String, tokenizer explicit: String? = nil) throws -> LoadedModel {
+func loadLanguageModel(_ path: String, tokenizer explicit: String? = nil, arithmetic: GGUFLlama.Arithmetic = .llamaCpp) throws -> LoadedModel {
     let started = Date()
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CLIError("\(path): no such file or folder") }
     if !isDir.boolValue {
         guard path.lowercased().hasSuffix(".gguf") else { throw CLIError("\(path): expected a .gguf file or a model folder") }
         let file = try GGUFFile(path: path)
-        let model = try GGUFLlama.load(file)
+        let model = try GGUFLlama.load(file, arithmetic: arithmetic)
         let vocab = try GGUFVocabulary(file)
         let tok = try explicit.map { try Tokenizer.load(path: $0) } ?? vocab.tokenizer
         var stops = Set<Int32>()

@@ -78,7 +78,8 @@ import Tensors
 @Suite struct GGMLArithmetic {
     static func half(_ v: Float) -> Double { Double(Float(Float16(v))) }
 
-    /// Σ_b d_w·d_x·Σ q_w·q_x (+ m_w·F16(d_x·Σq_x) for Q4_1), with d_x = F16(max|x|/127).
+    /// Σ_b d_w·d_x·Σ q_w·q_x (+ m_w·F16(d·Σq_x) for Q4_1), with d = max|x|/127, d_x = F16(d) and
+    /// q_x = round-half-to-even(x·127/max|x|) (ggml's x86 activation quantizer).
     static func reference(_ x: [Float], _ w: QuantizedMatrix, row: Int) -> Double {
         let dense = UnsafeMutablePointer<Float>.allocate(capacity: w.cols)
         defer { dense.deallocate() }
@@ -87,8 +88,8 @@ import Tensors
         for b in 0..<(w.cols / 32) {
             let v = x[(b * 32)..<(b * 32 + 32)]
             let amax = v.map(abs).max()!
-            let d = amax / 127, id: Float = d != 0 ? 1 / d : 0
-            let q = v.map { ($0 * id).rounded() }
+            let d = amax / 127, id: Float = amax != 0 ? 127 / amax : 0
+            let q = v.map { ($0 * id).rounded(.toNearestOrEven) }
             let dx = half(d)
             // Dequantized weights reproduce d_w·q_w (+ m_w) exactly in Double up to the F16 scales.
             var dot = 0.0

@@ -179,13 +179,39 @@ public func roundToBlocks(_ x: Tensor, _ type: GGMLType) -> Tensor {
     let px = x.data, po = out.data
     Parallel.forEachChunk(rows, grain: 16) { rs in
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: type.byteCount(c), alignment: 64)
-        defer { scratch.deallocate() }
+        let q = UnsafeMutablePointer<Int8>.allocate(capacity: 32)
+        defer { scratch.deallocate(); q.deallocate() }
         for r in rs {
-            quantizeBlocks(type, px + r * c, scratch, count: c)
-            dequantizeBlocks(type, scratch, po + r * c, count: c)
+            if type == .q8_0 {                  // activations: ggml's x86 rounding (see quantizeActivations)
+                for b in 0..<(c / 32) {
+                    let (d, _, _) = quantizeActivations(px + r * c + b * 32, q)
+                    for j in 0..<32 { po[r * c + b * 32 + j] = d * Float(q[j]) }
+                }
+            } else {
+                quantizeBlocks(type, px + r * c, scratch, count: c)
+                dequantizeBlocks(type, scratch, po + r * c, count: c)
+            }
         }
     }
     return Autograd.record(out, "round to \(type.name)", [x]) { g in [g] }
+}
+
+/// One block of 32 activations → 8-bit, as ggml's x86 `quantize_row_q8_0/q8_1` do (which differ
+/// from the reference weight quantizer in two details): q = round-half-to-even(x · 127/max|x|).
+/// Returns d = F16(max|x|/127) as a Float, Σq, and the unrounded max|x|/127.
+@inline(__always)
+func quantizeActivations(_ v: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>) -> (d: Float, sum: Int32, dRaw: Float) {
+    var amax: Float = 0
+    for j in 0..<32 { amax = max(amax, abs(v[j])) }
+    let id: Float = amax != 0 ? 127 / amax : 0
+    var sum: Int32 = 0
+    for j in 0..<32 {
+        let r = Int8((v[j] * id).rounded(.toNearestOrEven))
+        q[j] = r
+        sum += Int32(r)
+    }
+    let dRaw = amax / 127
+    return (Float(Float16(dRaw)), sum, dRaw)
 }
 
 /// y = x · Wᵀ in ggml's arithmetic: the input is first converted to the format ggml's CPU path
@@ -219,15 +245,12 @@ public func q8BlockSumCorrection(_ x: Tensor) -> Tensor {
     let rows = x.count / max(c, 1), nb = c / 32
     let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [nb])
     let px = x.data, po = out.data
+    let q = UnsafeMutablePointer<Int8>.allocate(capacity: 32)
+    defer { q.deallocate() }
     for r in 0..<rows {
         for b in 0..<nb {
-            let v = px + r * c + b * 32
-            var amax: Float = 0
-            for j in 0..<32 { amax = max(amax, abs(v[j])) }
-            let d = amax / 127, id: Float = d != 0 ? 1 / d : 0
-            var sum: Float = 0
-            for j in 0..<32 { sum += (v[j] * id).rounded() }
-            po[r * nb + b] = Float(Float16(d * sum)) - Float(Float16(d)) * sum
+            let (d, sum, dRaw) = quantizeActivations(px + r * c + b * 32, q)
+            po[r * nb + b] = Float(Float16(dRaw * Float(sum))) - d * Float(sum)
         }
     }
     return out

@@ -3,7 +3,7 @@ import CSIMD
 
 /// ggml's arithmetic for a few input rows against block-quantized weights, with x86 integer SIMD:
 ///
-///   each input row is quantized to 8-bit blocks: d = max|x|/127 (kept as F16), q = round(x/d),
+///   each input row is quantized to 8-bit blocks: d = max|x|/127 (kept as F16), q = round(x·127/max|x|),
 ///   and (for Q4_1) s = F16(d·Σq);
 ///   per 32-value block, the weight's 4- or 8-bit values and q are multiplied as integers
 ///   (pmaddubsw: unsigned × signed bytes, adjacent pairs added; pmaddwd: pairs of those added),
@@ -21,18 +21,9 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
     let sumq = UnsafeMutablePointer<Int32>.allocate(capacity: inputs * nb)
     defer { qx.deallocate(); dx.deallocate(); sx.deallocate(); sumq.deallocate() }
     for i in 0..<(inputs * nb) {
-        let v = x + i * 32, q = qx + i * 32
-        var amax: Float = 0
-        for j in 0..<32 { amax = max(amax, abs(v[j])) }
-        let d = amax / 127, id: Float = d != 0 ? 1 / d : 0
-        var sum: Int32 = 0
-        for j in 0..<32 {
-            let r = Int8((v[j] * id).rounded())
-            q[j] = r
-            sum += Int32(r)
-        }
-        dx[i] = Float(Float16(d))
-        sx[i] = Float(Float16(d * Float(sum)))
+        let (d, sum, dRaw) = quantizeActivations(x + i * 32, qx + i * 32)
+        dx[i] = d
+        sx[i] = Float(Float16(dRaw * Float(sum)))
         sumq[i] = sum
     }
     let raw = UnsafeRawPointer(qx)
