@@ -179,13 +179,12 @@ public func roundToBlocks(_ x: Tensor, _ type: GGMLType) -> Tensor {
     let px = x.data, po = out.data
     Parallel.forEachChunk(rows, grain: 16) { rs in
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: type.byteCount(c), alignment: 64)
-        let q = UnsafeMutablePointer<Int8>.allocate(capacity: 32)
-        defer { scratch.deallocate(); q.deallocate() }
+        defer { scratch.deallocate() }
         for r in rs {
-            if type == .q8_0 {                  // activations: ggml's x86 rounding (see quantizeActivations)
+            if type == .q8_0 {                  // activations: ggml's x86 rounding (see activationBlock)
                 for b in 0..<(c / 32) {
-                    let (d, _, _) = quantizeActivations(px + r * c + b * 32, q)
-                    for j in 0..<32 { po[r * c + b * 32 + j] = d * Float(q[j]) }
+                    let blk = activationBlock(px + r * c + b * 32)
+                    storeBlock(blk, po + r * c + b * 32)
                 }
             } else {
                 quantizeBlocks(type, px + r * c, scratch, count: c)
@@ -197,21 +196,49 @@ public func roundToBlocks(_ x: Tensor, _ type: GGMLType) -> Tensor {
 }
 
 /// One block of 32 activations → 8-bit, as ggml's x86 `quantize_row_q8_0/q8_1` do (which differ
-/// from the reference weight quantizer in two details): q = round-half-to-even(x · 127/max|x|).
-/// Returns d = F16(max|x|/127) as a Float, Σq, and the unrounded max|x|/127.
+/// from the reference weight quantizer in two details): q = round-half-to-even(x · 127/max|x|),
+/// d = F16(max|x|/127). In SIMD, rounding by adding and subtracting 1.5·2²³ (exact for
+/// |v| ≤ 127, ties to even).
+struct ActivationBlock {
+    var low: SIMD16<Float>, high: SIMD16<Float>      // q as floats (integers in −127…127)
+    var d: Float                                     // F16(max|x|/127)
+    var dRaw: Float                                  // max|x|/127 unrounded (for Q4_1's s)
+    var sum: Float                                   // Σq, exact
+}
+
+@inline(__always)
+func activationBlock(_ v: UnsafePointer<Float>) -> ActivationBlock {
+    let a = load16(v), b = load16(v + 16)
+    let m = pointwiseMaxOf(a.replacing(with: -a, where: a .< 0), b.replacing(with: -b, where: b .< 0))
+    var amax: Float = 0
+    for k in 0..<16 where m[k] > amax { amax = m[k] }
+    let id: Float = amax != 0 ? 127 / amax : 0
+    let magic = SIMD16<Float>(repeating: 12_582_912)
+    let qa = (a * id + magic) - magic, qb = (b * id + magic) - magic
+    let dRaw = amax / 127
+    return ActivationBlock(low: qa, high: qb, d: Float(Float16(dRaw)), dRaw: dRaw, sum: (qa + qb).sum())
+}
+
+@inline(__always)
+func pointwiseMaxOf(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {
+    var r = a
+    r.replace(with: b, where: b .> a)
+    return r
+}
+
+/// x̃ = d·q for one block.
+@inline(__always)
+func storeBlock(_ blk: ActivationBlock, _ out: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(out).storeBytes(of: blk.low * blk.d, as: SIMD16<Float>.self)
+    UnsafeMutableRawPointer(out + 16).storeBytes(of: blk.high * blk.d, as: SIMD16<Float>.self)
+}
+
+/// The same block as int8 values into `q` (for the integer kernels); returns (d, Σq, dRaw).
 @inline(__always)
 func quantizeActivations(_ v: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>) -> (d: Float, sum: Int32, dRaw: Float) {
-    var amax: Float = 0
-    for j in 0..<32 { amax = max(amax, abs(v[j])) }
-    let id: Float = amax != 0 ? 127 / amax : 0
-    var sum: Int32 = 0
-    for j in 0..<32 {
-        let r = Int8((v[j] * id).rounded(.toNearestOrEven))
-        q[j] = r
-        sum += Int32(r)
-    }
-    let dRaw = amax / 127
-    return (Float(Float16(dRaw)), sum, dRaw)
+    let blk = activationBlock(v)
+    for k in 0..<16 { q[k] = Int8(blk.low[k]); q[16 + k] = Int8(blk.high[k]) }
+    return (blk.d, Int32(blk.sum), blk.dRaw)
 }
 
 /// y = x · Wᵀ in ggml's arithmetic: the input is first converted to the format ggml's CPU path
@@ -229,31 +256,33 @@ public func linearGGML(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
         quantizedGEMVInt8(x.data, inputs: inputs, w, out.data)
         return out
     }
-    let y = linear(roundToBlocks(x, w.type.activationType), w)
-    guard w.type == .q4_1 else { return y }
-    return y + linear(q8BlockSumCorrection(x).detached(), w.blockMinimums())
+    guard w.type == .q4_1 else { return linear(roundToBlocks(x, w.type.activationType), w) }
+    let (rounded, correction) = roundToQ8WithSumCorrection(x)
+    return linear(rounded, w) + linear(correction, w.blockMinimums())
 }
 
-/// For activations rounded to 8-bit blocks against Q4_1 weights, ggml's dot product adds each
-/// weight block's minimum m times the input block's sum s = d·Σq, with s stored as F16. The
-/// float product of the rounded values uses d_F16·Σq instead. This returns the per-block
-/// difference δ = f16(d·Σq) − f16(d)·Σq (rows, cols/32), so that y += δ · Mᵀ (M = the weight's
-/// block minimums) reproduces ggml's arithmetic.
-public func q8BlockSumCorrection(_ x: Tensor) -> Tensor {
+/// x rounded to ggml's 8-bit activation blocks (as `roundToBlocks(x, .q8_0)`), and what Q4_1
+/// needs besides: ggml's dot product adds each weight block's minimum m times the input block's
+/// sum s = d·Σq stored as F16, where the float product of the rounded values has F16(d)·Σq. The
+/// per-block difference δ = F16(d·Σq) − F16(d)·Σq (rows, cols/32) gives y += δ · Mᵀ (M = the
+/// weight's block minimums). One pass over x for both.
+public func roundToQ8WithSumCorrection(_ x: Tensor) -> (rounded: Tensor, correction: Tensor) {
     let c = x.shape.last ?? 1
-    precondition(c % 32 == 0, "q8BlockSumCorrection: last axis \(c) is not a multiple of 32")
+    precondition(c % 32 == 0, "roundToQ8WithSumCorrection: last axis \(c) is not a multiple of 32")
     let rows = x.count / max(c, 1), nb = c / 32
-    let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [nb])
-    let px = x.data, po = out.data
-    let q = UnsafeMutablePointer<Int8>.allocate(capacity: 32)
-    defer { q.deallocate() }
-    for r in 0..<rows {
-        for b in 0..<nb {
-            let (d, sum, dRaw) = quantizeActivations(px + r * c + b * 32, q)
-            po[r * nb + b] = Float(Float16(dRaw * Float(sum))) - d * Float(sum)
+    let rounded = Tensor(uninitialized: x.shape)
+    let correction = Tensor(uninitialized: Array(x.shape.dropLast()) + [nb])
+    let px = x.data, pr = rounded.data, pc = correction.data
+    Parallel.forEachChunk(rows, grain: 16) { rs in
+        for r in rs {
+            for b in 0..<nb {
+                let blk = activationBlock(px + r * c + b * 32)
+                storeBlock(blk, pr + r * c + b * 32)
+                pc[r * nb + b] = Float(Float16(blk.dRaw * blk.sum)) - blk.d * blk.sum
+            }
         }
     }
-    return out
+    return (Autograd.record(rounded, "round to Q8_0", [x]) { g in [g] }, correction)
 }
 
 extension QuantizedMatrix {
