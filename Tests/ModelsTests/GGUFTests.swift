@@ -176,6 +176,17 @@ func ggufError(_ bytes: [UInt8]) throws -> String {
         let e = try ggufError(b.bytes())
         #expect(e.contains("truncated: tensor m.f32") && e.contains("spans bytes"), "\(e)")
 
+        // Dimensions whose product overflows, and an offset far beyond the file.
+        b = Self.sample()
+        b.tensors[0].dims = [1 << 39, 1 << 39, 1 << 39]
+        #expect(try ggufError(b.bytes()).contains("too many"))
+        bytes = Self.sample().bytes()
+        let name = Array("m.f32".utf8)
+        let at = (0...(bytes.count - name.count)).first { Array(bytes[$0..<($0 + name.count)]) == name }!
+        let offsetField = at + name.count + 4 + 2 * 8 + 4          // after n_dims, two dims, type
+        bytes.replaceSubrange(offsetField..<(offsetField + 8), with: GGUFBuilder.u64(1 << 60))
+        #expect(try ggufError(bytes).contains("lies beyond the end of the file"))
+
         // A supported type with a row length that is not whole blocks.
         b = Self.sample()
         b.tensors[2].dims = [16, 1]

@@ -92,9 +92,18 @@ public struct GGUFFile {
                 guard v > 0, v < 1 << 40 else { throw .file(path, "tensor \(name) dim \(d) is \(v) at byte \(at)") }
                 dims.append(Int(v))
             }
+            var total = 1
+            for d in dims {
+                let (product, overflow) = total.multipliedReportingOverflow(by: d)
+                guard !overflow, product < 1 << 40 else { throw .file(path, "tensor \(name) has \(dims) elements, too many (at byte \(at))") }
+                total = product
+            }
             let type = try r.u32("tensor \(name) type")
             let offAt = r.offset
             let offset = try r.u64("tensor \(name) offset")
+            guard offset <= UInt64(file.count) else {
+                throw .file(path, "tensor \(name) offset \(offset) at byte \(offAt) lies beyond the end of the file (\(file.count) bytes)")
+            }
             guard index[name] == nil else { throw .file(path, "tensor \(name) appears twice (second at byte \(at))") }
             guard offset % UInt64(alignment) == 0 else { throw .file(path, "tensor \(name) offset \(offset) at byte \(offAt) is not a multiple of the alignment \(alignment)") }
             index[name] = infos.count
