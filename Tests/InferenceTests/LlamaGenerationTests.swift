@@ -14,7 +14,7 @@ import Tensors
         let greedy = Self.reference["greedy"] as! [String: Any]
         let prompt = (greedy["prompt"] as! [Int]).map(Int32.init), want = (greedy["ids"] as! [Int]).map(Int32.init)
         let hf = try HuggingFaceLlama.load(folder: Self.folder.path)
-        let gguf = try GGUFLlama.load(GGUFFile(path: Self.folder.appendingPathComponent("tiny-f32.gguf").path), arithmetic: .float32)
+        let gguf = try GGUFLlama.load(GGUFFile(path: fixtureGGUF(Self.folder, "tiny-f32.gguf")), arithmetic: .float32)
         for model in [hf, gguf] as [Llama] {
             var gen = Generator(model: model, sampler: .greedy)
             #expect(gen.generate(prompt: prompt, maxNewTokens: want.count) == want)
@@ -86,4 +86,16 @@ import Tensors
             #expect(abs(ours.perplexity / theirs - 1) <= 0.01, "context \(n): ours \(ours.perplexity), llama.cpp \(theirs)")
         }
     }
+}
+
+/// A GGUF fixture, committed as base64 text (`NAME.base64`: gguf-py's exact bytes), decoded into
+/// a temporary file that the reader can map.
+func fixtureGGUF(_ folder: URL, _ name: String) throws -> String {
+    let text = try Data(contentsOf: folder.appendingPathComponent(name + ".base64"))
+    guard let bytes = Data(base64Encoded: text, options: .ignoreUnknownCharacters) else {
+        throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: name + ".base64"])
+    }
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(UUID())-\(name)").path
+    try bytes.write(to: URL(fileURLWithPath: path))
+    return path
 }

@@ -74,7 +74,7 @@ import Tokenization
     /// The GGUF copy has Q and K rows permuted by llama.cpp's converter; with adjacent-pair RoPE
     /// it must give HF's logits, and with HF's pairing it must not (the test can tell them apart).
     @Test func ggufCopyWithPermutedQKMatchesTransformers() throws {
-        let file = try GGUFFile(path: Self.folder.appendingPathComponent("tiny-f32.gguf").path)
+        let file = try GGUFFile(path: fixtureGGUF(Self.folder, "tiny-f32.gguf"))
         let model = try GGUFLlama.load(file, arithmetic: .float32)
         #expect(model.rope.pairing == .adjacent)
         let diff = Self.maxDifference(Self.logits(model), Self.reference["logits"])
@@ -94,7 +94,7 @@ import Tokenization
     }
 
     @Test func ggufTokenizerMatchesTheHuggingFaceTokenizer() throws {
-        let file = try GGUFFile(path: Self.folder.appendingPathComponent("tiny-f32.gguf").path)
+        let file = try GGUFFile(path: fixtureGGUF(Self.folder, "tiny-f32.gguf"))
         let vocab = try GGUFVocabulary(file)
         #expect(vocab.tokenizer.pattern == .gpt2Digits && vocab.bos == 1 && vocab.eos == 2 && !vocab.addBos)
         for e in Self.reference["encodings"] as! [[String: Any]] {
@@ -107,6 +107,18 @@ import Tokenization
         let text = Self.reference["text"] as! String
         #expect(try hf.encode(text) == vocab.tokenizer.encode(text))
     }
+}
+
+/// A GGUF fixture, committed as base64 text (`NAME.base64`: gguf-py's exact bytes), decoded into
+/// a temporary file that the reader can map.
+func fixtureGGUF(_ folder: URL, _ name: String) throws -> String {
+    let text = try Data(contentsOf: folder.appendingPathComponent(name + ".base64"))
+    guard let bytes = Data(base64Encoded: text, options: .ignoreUnknownCharacters) else {
+        throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: name + ".base64"])
+    }
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(UUID())-\(name)").path
+    try bytes.write(to: URL(fileURLWithPath: path))
+    return path
 }
 
 /// Block formats against gguf-py's reference quantizers (quant-test.gguf / quant-test.json).
@@ -123,7 +135,7 @@ import Tokenization
 
     @Test(arguments: ["q8_0", "q4_0", "q4_1", "f16", "bf16"])
     func dequantizeQuantizeAndMultiplyLikeGGUFPy(_ name: String) throws {
-        let file = try GGUFFile(path: Self.folder.appendingPathComponent("quant-test.gguf").path)
+        let file = try GGUFFile(path: fixtureGGUF(Self.folder, "quant-test.gguf"))
         let t = (Self.json["tensors"] as! [String: [String: Any]])[name]!
         let m = try file.matrix(name)
         #expect(m.type.name == t["ggml_type"] as! String && m.shape == t["shape"] as! [Int])
