@@ -38,11 +38,7 @@ extension Tokenizer {
                 byteTokens.append(Array(s.utf8))
                 continue
             }
-            var bytes: [UInt8] = []
-            for u in s.unicodeScalars {
-                guard let b = decodeTable[u.value] else { throw fail("token \(i) \(s.debugDescription) is not byte-level") }
-                bytes.append(b)
-            }
+            guard let bytes = byteLevelBytes(s, decodeTable) else { throw fail("token \(i) \(s.debugDescription) is not byte-level") }
             byteTokens.append(bytes)
         }
         var pairs: [(UInt32, UInt32)] = []

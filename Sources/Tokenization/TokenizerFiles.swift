@@ -83,11 +83,7 @@ extension Tokenizer {
         }
         let decodeTable = byteLevelDecodeTable()
         func bytes(_ s: String) throws(TokenizerError) -> [UInt8] {
-            var out: [UInt8] = []
-            for u in s.unicodeScalars {
-                guard let b = decodeTable[u.value] else { throw fail("vocabulary entry \(s.debugDescription) is not byte-level") }
-                out.append(b)
-            }
+            guard let out = byteLevelBytes(s, decodeTable) else { throw fail("vocabulary entry \(s.debugDescription) is not byte-level") }
             return out
         }
         var tokens = [[UInt8]?](repeating: nil, count: (vocab.values.max() ?? -1) + 1)
@@ -129,6 +125,16 @@ extension Tokenizer {
             throw fail("unsupported pre_tokenizer \(pre["type"] ?? "nil")")
         }
     }
+}
+
+/// A token spelled in GPT-2's byte-to-character alphabet → its bytes (nil when a character is not in it).
+func byteLevelBytes(_ spelled: String, _ decodeTable: [UInt32: UInt8]) -> [UInt8]? {
+    var out: [UInt8] = []
+    for u in spelled.unicodeScalars {
+        guard let b = decodeTable[u.value] else { return nil }
+        out.append(b)
+    }
+    return out
 }
 
 /// GPT-2's byte-to-character table, inverted: printable Latin-1 bytes stand for themselves, the

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Inference
 import Models
 import Tensors
 
@@ -38,7 +39,7 @@ extension Bench {
                 let t0 = Date()
                 for _ in 0..<genTokens {
                     let logits = withNoGrad { lm([id], batch: 1, length: 1, cache: cache) }
-                    id = Int32(argmaxRow(logits.data, v))
+                    id = Int32(argmax(UnsafeBufferPointer(start: logits.data, count: v)))
                 }
                 return Date().timeIntervalSince(t0)
             }
@@ -57,13 +58,6 @@ extension Bench {
             }
         }
     }
-}
-
-/// Index of the largest of n floats.
-func argmaxRow(_ p: UnsafePointer<Float>, _ n: Int) -> Int {
-    var best = 0
-    for i in 1..<n where p[i] > p[best] { best = i }
-    return best
 }
 
 extension Bench {

@@ -41,12 +41,7 @@ struct Inspect: ParsableCommand {
         }
         let c = gpt.config
         print("GPT: vocab \(c.vocabularySize), context \(c.contextLength), embedding \(c.embedding), \(c.layers) layers, \(c.heads) heads, \(c.norm.rawValue)-norm, \(c.tiedEmbeddings ? "tied" : "separate") output head")
-        let rows = gpt.namedParameters()
-        let width = max(30, rows.map(\.name.count).max() ?? 0)
-        print("\("name".padding(width))  \("shape".padding(16))  \("count".padding(12, left: true))")
-        for (name, t) in rows {
-            print("\(name.padding(width))  \(Shape.describe(t.shape).padding(16))  \(grouped(t.count).padding(12, left: true))")
-        }
+        printParameterTable(gpt)
         let total = gpt.parameterCount
         print("total \(grouped(total)) parameters (\(grouped(total - gpt.wte.weight.count - gpt.wpe.weight.count)) outside the embeddings), \(String(format: "%.1f", Double(total) * 4 / 1_048_576)) MiB as float32")
     }
@@ -140,11 +135,16 @@ func inspectLlama(_ folder: String) throws {
     let llama = try HuggingFaceLlama.load(folder: folder)
     let c = llama.config
     print("Llama: vocab \(c.vocabularySize), context \(c.contextLength), embedding \(c.embedding), SwiGLU \(c.hidden), \(c.layers) layers, \(c.heads) heads / \(c.kvHeads) kv of \(c.headSize), RoPE base \(c.ropeBase)\(c.ropeScaling.map { " scaled \($0.type) ×\($0.factor)" } ?? ""), \(c.tiedEmbeddings ? "tied" : "separate") output head")
-    let rows = llama.namedParameters()
+    printParameterTable(llama)
+    print("total \(grouped(llama.parameterCount)) parameters, \(String(format: "%.1f", Double(llama.parameterCount) * 4 / 1_048_576)) MiB as float32")
+}
+
+/// One line per parameter: dotted name, shape, element count.
+func printParameterTable(_ model: Module) {
+    let rows = model.namedParameters()
     let width = max(30, rows.map(\.name.count).max() ?? 0)
     print("\("name".padding(width))  \("shape".padding(16))  \("count".padding(12, left: true))")
     for (name, t) in rows {
         print("\(name.padding(width))  \(Shape.describe(t.shape).padding(16))  \(grouped(t.count).padding(12, left: true))")
     }
-    print("total \(grouped(llama.parameterCount)) parameters, \(String(format: "%.1f", Double(llama.parameterCount) * 4 / 1_048_576)) MiB as float32")
 }

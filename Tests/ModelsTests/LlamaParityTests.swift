@@ -46,16 +46,7 @@ import Tokenization
         model.eval()
         let greedy = Self.reference["greedy"] as! [String: Any]
         let prompt = (greedy["prompt"] as! [Int]).map(Int32.init), want = (greedy["ids"] as! [Int]).map(Int32.init)
-        let cache = model.makeCache(batch: 1, capacity: 64)
-        var got: [Int32] = []
-        var logits = withNoGrad { model(prompt, batch: 1, length: prompt.count, cache: cache) }
-        var row = logits.data + (prompt.count - 1) * model.vocabularySize
-        while got.count < want.count {
-            let next = Int32((0..<model.vocabularySize).max { row[$0] < row[$1] }!)
-            got.append(next)
-            logits = withNoGrad { model([next], batch: 1, length: 1, cache: cache) }
-            row = logits.data
-        }
+        let got = greedyContinuation(model, prompt: prompt, count: want.count)
         #expect(got == want)
     }
 
@@ -107,6 +98,21 @@ import Tokenization
         let text = Self.reference["text"] as! String
         #expect(try hf.encode(text) == vocab.tokenizer.encode(text))
     }
+}
+
+/// The argmax continuation of `prompt`, fed token by token through the KV cache.
+func greedyContinuation(_ model: Llama, prompt: [Int32], count: Int) -> [Int32] {
+    let cache = model.makeCache(batch: 1, capacity: prompt.count + count)
+    var got: [Int32] = []
+    var logits = withNoGrad { model(prompt, batch: 1, length: prompt.count, cache: cache) }
+    var row = logits.data + (prompt.count - 1) * model.vocabularySize
+    while got.count < count {
+        let next = Int32((0..<model.vocabularySize).max { row[$0] < row[$1] }!)
+        got.append(next)
+        logits = withNoGrad { model([next], batch: 1, length: 1, cache: cache) }
+        row = logits.data
+    }
+    return got
 }
 
 /// A GGUF fixture, committed as base64 text (`NAME.base64`: gguf-py's exact bytes), decoded into

@@ -86,16 +86,7 @@ import Tokenization
         var matches = 0, report: [String] = []
         for p in Self.prompts {
             let prompt = (p["ids"] as! [Int]).map(Int32.init), want = (p["greedy"] as! [Int]).map(Int32.init)
-            let cache = model.makeCache(batch: 1, capacity: prompt.count + want.count)
-            var got: [Int32] = []
-            var logits = withNoGrad { model(prompt, batch: 1, length: prompt.count, cache: cache) }
-            var row = logits.data + (prompt.count - 1) * model.vocabularySize
-            while got.count < want.count {
-                let next = Int32((0..<model.vocabularySize).max { row[$0] < row[$1] }!)
-                got.append(next)
-                logits = withNoGrad { model([next], batch: 1, length: 1, cache: cache) }
-                row = logits.data
-            }
+            let got = greedyContinuation(model, prompt: prompt, count: want.count)
             let same = zip(got, want).prefix { $0 == $1 }.count
             if same >= 16 { matches += 1 }
             let gaps = p["greedy_top2_gap"] as! [Double]

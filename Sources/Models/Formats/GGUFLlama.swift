@@ -63,8 +63,7 @@ public enum GGUFLlama {
     public static func load(_ file: GGUFFile, arithmetic: Arithmetic = .llamaCpp) throws(ModelError) -> Llama {
         let ggml = arithmetic == .llamaCpp
         let config = try config(file)
-        let (c, f, v) = (config.embedding, config.hidden, config.vocabularySize)
-        let (hd, kvd) = (config.heads * config.headSize, config.kvHeads * config.headSize)
+        let (c, v) = (config.embedding, config.vocabularySize)
         func matrix(_ name: String, _ rows: Int, _ cols: Int) throws(ModelError) -> QuantizedMatrix {
             guard let info = file.tensorInfo(name) else { throw .file(file.path, "missing tensor \(name)") }
             guard info.dims == [cols, rows] || (rows == 1 && info.dims == [cols]) else {
@@ -83,14 +82,8 @@ public enum GGUFLlama {
         var blocks: [LlamaBlock] = []
         for i in 0..<config.layers {
             let p = "blk.\(i)."
-            blocks.append(LlamaBlock(
-                inputNorm: try norm(p + "attn_norm.weight"),
-                attention: LlamaAttention(q: try linear(p + "attn_q.weight", hd, c), k: try linear(p + "attn_k.weight", kvd, c),
-                                          v: try linear(p + "attn_v.weight", kvd, c), o: try linear(p + "attn_output.weight", c, hd),
-                                          heads: config.heads, kvHeads: config.kvHeads, headSize: config.headSize),
-                postAttentionNorm: try norm(p + "ffn_norm.weight"),
-                mlp: SwiGLU(gate: try linear(p + "ffn_gate.weight", f, c), up: try linear(p + "ffn_up.weight", f, c),
-                            down: try linear(p + "ffn_down.weight", c, f))))
+            blocks.append(try LlamaBlock(config, linear: { w, rows, cols throws(ModelError) in try linear(p + ggufNames[w]!, rows, cols) },
+                                         norm: { w throws(ModelError) in try norm(p + ggufNames[w]!) }))
         }
         var factors: [Float]? = nil
         if file.tensorInfo("rope_freqs.weight") != nil {
@@ -103,6 +96,12 @@ public enum GGUFLlama {
                      ropePairing: .adjacent, ropeFrequencyFactors: factors)
     }
 }
+
+/// llama.cpp's tensor names for the weights of layer N (after "blk.N.").
+let ggufNames: [LlamaWeight: String] = [
+    .inputNorm: "attn_norm.weight", .q: "attn_q.weight", .k: "attn_k.weight", .v: "attn_v.weight", .o: "attn_output.weight",
+    .postAttentionNorm: "ffn_norm.weight", .gate: "ffn_gate.weight", .up: "ffn_up.weight", .down: "ffn_down.weight",
+]
 
 /// The tokenizer and chat facts a GGUF file carries.
 public struct GGUFVocabulary {

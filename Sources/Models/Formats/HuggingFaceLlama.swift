@@ -15,6 +15,13 @@ import Tensors
 /// Weights become float `Linear`s (trainable). Q and K rows are in HF's order, so RoPE pairs
 /// feature i with i + D/2.
 public enum HuggingFaceLlama {
+    /// Hugging Face's names for the weights of layer N (after "model.layers.N.").
+    static let names: [LlamaWeight: String] = [
+        .inputNorm: "input_layernorm.weight", .q: "self_attn.q_proj.weight", .k: "self_attn.k_proj.weight",
+        .v: "self_attn.v_proj.weight", .o: "self_attn.o_proj.weight", .postAttentionNorm: "post_attention_layernorm.weight",
+        .gate: "mlp.gate_proj.weight", .up: "mlp.up_proj.weight", .down: "mlp.down_proj.weight",
+    ]
+
     /// Whether a folder's config.json describes a Llama model.
     public static func isLlama(folder: String) -> Bool {
         guard let data = FileManager.default.contents(atPath: folder + "/config.json"),
@@ -52,20 +59,14 @@ public enum HuggingFaceLlama {
             n.weight = try tensor(name, [config.embedding])
             return n
         }
-        let (c, hd, kvd) = (config.embedding, config.heads * config.headSize, config.kvHeads * config.headSize)
+        let c = config.embedding
         let embed = Embedding(config.vocabularySize, c, rng: RandomGenerator(seed: 0))
         embed.weight = try tensor("model.embed_tokens.weight", [config.vocabularySize, c])
         var blocks: [LlamaBlock] = []
         for i in 0..<config.layers {
             let p = "model.layers.\(i)."
-            blocks.append(LlamaBlock(
-                inputNorm: try norm(p + "input_layernorm.weight"),
-                attention: LlamaAttention(q: try linear(p + "self_attn.q_proj.weight", hd, c), k: try linear(p + "self_attn.k_proj.weight", kvd, c),
-                                          v: try linear(p + "self_attn.v_proj.weight", kvd, c), o: try linear(p + "self_attn.o_proj.weight", c, hd),
-                                          heads: config.heads, kvHeads: config.kvHeads, headSize: config.headSize),
-                postAttentionNorm: try norm(p + "post_attention_layernorm.weight"),
-                mlp: SwiGLU(gate: try linear(p + "mlp.gate_proj.weight", config.hidden, c), up: try linear(p + "mlp.up_proj.weight", config.hidden, c),
-                            down: try linear(p + "mlp.down_proj.weight", c, config.hidden))))
+            blocks.append(try LlamaBlock(config, linear: { w, rows, cols throws(ModelError) in try linear(p + names[w]!, rows, cols) },
+                                         norm: { w throws(ModelError) in try norm(p + names[w]!) }))
         }
         let finalNorm = try norm("model.norm.weight")
         var head: Linear? = nil

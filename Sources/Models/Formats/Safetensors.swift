@@ -31,14 +31,9 @@ public enum Safetensors {
             let dst = t.data
             data.withUnsafeBytes { raw in
                 let src = raw.baseAddress! + dataStart + e.range.lowerBound
-                switch e.dtype {
-                case "F32":
-                    UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: count * 4)
-                case "F16":
-                    for i in 0..<count { dst[i] = halfToFloat(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
-                default:   // BF16: the upper half of a Float32
-                    for i in 0..<count { dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
-                }
+                // The same conversions as GGUF's F32, F16 and BF16 tensors.
+                let type: GGMLType = e.dtype == "F32" ? .f32 : e.dtype == "F16" ? .f16 : .bf16
+                dequantizeBlocks(type, src, dst, count: count)
             }
             return t
         }
@@ -106,18 +101,6 @@ public enum Safetensors {
         for name in names { let t = tensors[name]!; out.append(Data(bytes: t.data, count: t.count * 4)) }
         try atomicWrite(out, to: path)
     }
-}
-
-/// IEEE half → Float32, by bits (no dependence on the platform's Float16 support).
-@inline(__always)
-func halfToFloat(_ h: UInt16) -> Float {
-    let sign = UInt32(h & 0x8000) << 16, exp = Int(h >> 10) & 0x1F, mant = UInt32(h & 0x3FF)
-    if exp == 0 {
-        if mant == 0 { return Float(bitPattern: sign) }
-        return (sign != 0 ? -1 : 1) * Float(mant) * 0x1p-24                // subnormal
-    }
-    if exp == 31 { return Float(bitPattern: sign | 0x7F80_0000 | mant << 13) }   // inf / nan
-    return Float(bitPattern: sign | UInt32(exp - 15 + 127) << 23 | mant << 13)
 }
 
 /// Model files and weights: each error names the file (or tensor) and what was wrong.

@@ -42,12 +42,7 @@ public final class Llama: Module, LanguageModel {
             return l
         }
         let blocks = (0..<config.layers).map { _ in
-            LlamaBlock(inputNorm: RMSNorm(c, eps: config.rmsNormEpsilon),
-                       attention: LlamaAttention(q: lin(c, config.heads * config.headSize), k: lin(c, config.kvHeads * config.headSize),
-                                                 v: lin(c, config.kvHeads * config.headSize), o: lin(config.heads * config.headSize, c),
-                                                 heads: config.heads, kvHeads: config.kvHeads, headSize: config.headSize),
-                       postAttentionNorm: RMSNorm(c, eps: config.rmsNormEpsilon),
-                       mlp: SwiGLU(gate: lin(c, config.hidden), up: lin(c, config.hidden), down: lin(config.hidden, c)))
+            LlamaBlock(config, linear: { _, rows, cols in lin(cols, rows) }, norm: { _ in RMSNorm(c, eps: config.rmsNormEpsilon) })
         }
         self.init(config: config, embedTokens: Embedding(config.vocabularySize, c, std: 0.02, rng: rng), layers: blocks,
                   norm: RMSNorm(c, eps: config.rmsNormEpsilon), lmHead: config.tiedEmbeddings ? nil : lin(c, config.vocabularySize),
@@ -87,6 +82,25 @@ public final class Llama: Module, LanguageModel {
     }
 }
 
+/// The weights of one layer, by role; each format names them its own way (see the loaders).
+public enum LlamaWeight: CaseIterable, Sendable {
+    case inputNorm, q, k, v, o, postAttentionNorm, gate, up, down
+
+    /// (rows, cols) = (out, in) of a projection under `config`; nil for the two norms ((C) each).
+    public func shape(_ config: LlamaConfig) -> (rows: Int, cols: Int)? {
+        let (c, f) = (config.embedding, config.hidden)
+        let (hd, kvd) = (config.heads * config.headSize, config.kvHeads * config.headSize)
+        switch self {
+        case .inputNorm, .postAttentionNorm: return nil
+        case .q: return (hd, c)
+        case .k, .v: return (kvd, c)
+        case .o: return (c, hd)
+        case .gate, .up: return (f, c)
+        case .down: return (c, f)
+        }
+    }
+}
+
 /// One Llama layer: pre-norm attention and pre-norm SwiGLU MLP, each added to the residual stream.
 public final class LlamaBlock: Module {
     public var inputNorm: RMSNorm
@@ -99,6 +113,19 @@ public final class LlamaBlock: Module {
         self.attention = attention
         self.postAttentionNorm = postAttentionNorm
         self.mlp = mlp
+    }
+
+    /// A layer of `config`'s shape whose projections and norms come from `linear(role, rows, cols)`
+    /// and `norm(role)`: random ones, a checkpoint's, a GGUF file's.
+    public convenience init<E: Error>(_ config: LlamaConfig,
+                                      linear: (LlamaWeight, _ rows: Int, _ cols: Int) throws(E) -> any LinearLayer,
+                                      norm: (LlamaWeight) throws(E) -> RMSNorm) throws(E) {
+        func make(_ w: LlamaWeight) throws(E) -> any LinearLayer { let s = w.shape(config)!; return try linear(w, s.rows, s.cols) }
+        self.init(inputNorm: try norm(.inputNorm),
+                  attention: LlamaAttention(q: try make(.q), k: try make(.k), v: try make(.v), o: try make(.o),
+                                            heads: config.heads, kvHeads: config.kvHeads, headSize: config.headSize),
+                  postAttentionNorm: try norm(.postAttentionNorm),
+                  mlp: SwiGLU(gate: try make(.gate), up: try make(.up), down: try make(.down)))
     }
 
     public func callAsFunction(_ x: Tensor, rope: RotaryEmbedding, start: Int, cache: KVCache?, layer: Int) -> Tensor {

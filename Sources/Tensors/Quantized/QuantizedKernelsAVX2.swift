@@ -28,7 +28,6 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
     }
     let raw = UnsafeRawPointer(qx)
     let ones = _mm256_set1_epi16(1)
-    let low = _mm_set1_epi8(0x0F)
     Parallel.forEachChunk(w.rows, grain: 32) { rows in
         for r in rows {
             let row = w.bytes + r * w.rowBytes
@@ -41,8 +40,7 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
                     let si = sx + i * nb
                     for b in 0..<nb {
                         let blk = row + b * 20
-                        let packed = blk.loadUnaligned(fromByteOffset: 4, as: SIMD2<Int64>.self)
-                        let wq = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low), _mm_and_si128(packed, low))
+                        let wq = nibbles(blk + 4)
                         let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
                         let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xb), ones)          // 8 × i32
                         acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(blk) * di[b]), _mm256_cvtepi32_ps(dot), acc)
@@ -52,8 +50,7 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
                     let qi = sumq + i * nb
                     for b in 0..<nb {
                         let blk = row + b * 18
-                        let packed = blk.loadUnaligned(fromByteOffset: 2, as: SIMD2<Int64>.self)
-                        let wq = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low), _mm_and_si128(packed, low))
+                        let wq = nibbles(blk + 2)
                         let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
                         let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xb), ones)
                         let scale = loadHalf(blk) * di[b]
@@ -76,6 +73,13 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
             }
         }
     }
+}
+
+/// 16 bytes of 4-bit values → 32 bytes: values 0–15 (low nibbles), then 16–31 (high nibbles).
+@inline(__always)
+private func nibbles(_ p: UnsafeRawPointer) -> SIMD4<Int64> {
+    let packed = p.loadUnaligned(as: SIMD2<Int64>.self), low = _mm_set1_epi8(0x0F)
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low), _mm_and_si128(packed, low))
 }
 
 let int8KernelsAvailable = true

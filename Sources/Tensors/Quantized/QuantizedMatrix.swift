@@ -72,8 +72,8 @@ final class OwnedBytes {
     p.storeBytes(of: Float16(v).bitPattern, toByteOffset: offset, as: UInt16.self)
 }
 
-/// `count` values of `type` at `src` → Float32 at `out`.
-func dequantizeBlocks(_ type: GGMLType, _ src: UnsafeRawPointer, _ out: UnsafeMutablePointer<Float>, count: Int) {
+/// `count` values of `type` at `src` → Float32 at `out` (also used for safetensors' F16/BF16).
+public func dequantizeBlocks(_ type: GGMLType, _ src: UnsafeRawPointer, _ out: UnsafeMutablePointer<Float>, count: Int) {
     switch type {
     case .f32:
         UnsafeMutableRawPointer(out).copyMemory(from: src, byteCount: count * 4)
