@@ -45,6 +45,7 @@ fixtures:
 	@bash scripts/setup-python.sh
 	python3 scripts/fixtures/make_tensor_fixtures.py
 	python3 scripts/fixtures/make_tokenizer_fixtures.py
+	python3 scripts/fixtures/make_llama_train_step.py
 	@bash scripts/fetch/smollm2.sh
 	@bash scripts/fetch/llama-cpp.sh
 	python3 scripts/fixtures/make_llamacpp_fixtures.py
