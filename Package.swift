@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["Tensors"], swiftSettings: speed),
         .target(name: "Models", dependencies: ["Tokenization", "Tensors", "NN"], swiftSettings: speed),
         .target(name: "Training", dependencies: ["Tokenization", "Tensors", "NN", "Models"], swiftSettings: speed),
-        .target(name: "Inference", dependencies: ["Tokenization", "Tensors", "Models"], swiftSettings: speed),
+        .target(name: "Inference", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Training"], swiftSettings: speed),
         .executableTarget(
             name: "llm",
             dependencies: [
@@ -68,7 +68,7 @@ let package = Package(
         // Runs the built `llm` binary as a user would (it is built with the tests).
         .testTarget(name: "CLITests", dependencies: ["llm"], swiftSettings: speed),
         .testTarget(name: "TrainingTests", dependencies: ["Tensors", "NN", "Models", "Training"], swiftSettings: speed),
-        .testTarget(name: "InferenceTests", dependencies: ["Tensors", "Models", "Inference"], swiftSettings: speed),
+        .testTarget(name: "InferenceTests", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Inference"], swiftSettings: speed),
         .testTarget(name: "ModelsTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),
         .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),
     ],

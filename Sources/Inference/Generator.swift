@@ -2,8 +2,9 @@ import Foundation
 import Models
 import Tensors
 
-/// Autoregressive generation with a KV cache: the prompt is run once (prefill), then each new
-/// token is fed alone, reusing the keys and values of everything before it.
+/// Autoregressive generation of one sequence with a KV cache: the prompt is run once (prefill,
+/// logits of its last position only), then each new token is fed alone, reusing the keys and
+/// values of everything before it. (`BatchGenerator` does the same for many sequences at once.)
 public struct Generator {
     public let model: any LanguageModel
     public var sampler: Sampler
@@ -33,23 +34,30 @@ public struct Generator {
     ///
     /// With `cache` (a conversation that goes on), `prompt` holds only the ids that follow the
     /// cached positions; they and the generated ids (all but the last) are added to the cache.
+    /// A prompt that does not fit, or holds an id outside the vocabulary, is a thrown error.
     public mutating func generate(prompt: [Int32], maxNewTokens: Int, cache external: KVCache? = nil,
-                                  onToken: (Int32) -> Bool = { _ in true }) -> [Int32] {
-        precondition(!prompt.isEmpty, "generate: empty prompt")
-        let v = model.vocabularySize, context = model.contextLength
+                                  onToken: (Int32) -> Bool = { _ in true }) throws -> [Int32] {
+        guard !prompt.isEmpty else { throw ModelError.input("generate: the prompt is empty") }
+        let v = model.vocabularySize
         model.eval()
         var stats = Stats()
         let model = self.model, stopIds = self.stopIds
         var sampler = self.sampler
         defer { self.stats = stats; self.sampler = sampler }
-        return withNoGrad {
+        return try withNoGrad { () throws -> [Int32] in
             var out: [Int32] = []
-            let cache = external ?? (useCache ? model.makeCache(batch: 1, capacity: context) : nil)
+            let cache = external ?? (useCache ? model.makeCache(capacity: nil) : nil)
+            let limit = cache?.capacity ?? model.contextLength            // positions the sequence may reach
             var sequence = prompt
-            var position = (cache?.length ?? 0) + prompt.count          // tokens the model has seen
             var started = Date()
-            var logits = model(prompt, batch: 1, length: prompt.count, cache: cache)    // (1, T, V): prefill
-            var row = logits.data + (prompt.count - 1) * v
+            var logits: Tensor, row: UnsafeMutablePointer<Float>
+            if let cache {
+                logits = try model.forward([SequenceInput(tokens: prompt, cache: cache)])    // (1, V): prefill
+                row = logits.data
+            } else {
+                logits = try model.logits(prompt, batch: 1, length: prompt.count)           // (1, T, V)
+                row = logits.data + (prompt.count - 1) * v
+            }
             stats.promptTokens = prompt.count
             stats.promptSeconds = Date().timeIntervalSince(started)
             started = Date()
@@ -59,15 +67,15 @@ public struct Generator {
                 if stopIds.contains(next) { stats.stoppedBy = next; break }
                 out.append(next)
                 sequence.append(next)
-                if !onToken(next) || position >= context || out.count == maxNewTokens { break }
+                let fed = cache?.length ?? (sequence.count - 1)               // positions the model has seen
+                if !onToken(next) || fed >= limit || out.count == maxNewTokens { break }
                 if let cache {
-                    logits = model([next], batch: 1, length: 1, cache: cache)            // (1, 1, V)
+                    logits = try model.forward([SequenceInput(tokens: [next], cache: cache)])    // (1, V)
                     row = logits.data
                 } else {
-                    logits = model(sequence, batch: 1, length: sequence.count, cache: nil)   // (1, T, V): the whole prefix again
+                    logits = try model.logits(sequence, batch: 1, length: sequence.count)      // the whole prefix again
                     row = logits.data + (sequence.count - 1) * v
                 }
-                position += 1
             }
             return out
         }

@@ -17,8 +17,8 @@ public struct PerplexityResult: Sendable {
 }
 
 public func perplexity(model: any LanguageModel, ids: [Int32], context n: Int, bos: Int32? = nil, maxChunks: Int? = nil,
-                       onChunk: (Int, Int, Double) -> Void = { _, _, _ in }) -> PerplexityResult {
-    precondition(n >= 4 && n <= model.contextLength, "perplexity: context \(n) outside 4...\(model.contextLength)")
+                       onChunk: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> PerplexityResult {
+    guard n >= 4 && n <= model.contextLength else { throw ModelError.input("perplexity: context \(n) outside 4...\(model.contextLength)") }
     var count = ids.count / n
     if let maxChunks { count = min(count, maxChunks) }
     let v = model.vocabularySize, first = n / 2
@@ -27,7 +27,7 @@ public func perplexity(model: any LanguageModel, ids: [Int32], context n: Int, b
     for c in 0..<count {
         var chunk = Array(ids[(c * n)..<((c + 1) * n)])
         if let bos { chunk[0] = bos }
-        let logits = withNoGrad { model(chunk, batch: 1, length: n, cache: nil) }      // (1, n, V)
+        let logits = try withNoGrad { try model.logits(chunk, batch: 1, length: n) }   // (1, n, V)
         for j in first..<(n - 1) {
             nll -= logSoftmax(logits.data + j * v, v, target: Int(chunk[j + 1]))
             scored += 1

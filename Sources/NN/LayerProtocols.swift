@@ -11,6 +11,15 @@ public protocol LinearLayer: Module {
 
 extension Linear: LinearLayer {}
 
+/// A normalization over the last axis: (..., dim) → (..., dim). LayerNorm and RMSNorm fill the same
+/// slots, so a decoder's norm kind is a choice made when it is built.
+public protocol NormLayer: Module {
+    func callAsFunction(_ x: Tensor) -> Tensor
+}
+
+extension LayerNorm: NormLayer {}
+extension RMSNorm: NormLayer {}
+
 /// A token table: ids → vectors, and its transpose as a tied output head (x · Eᵀ → logits).
 public protocol TokenEmbedding: Module {
     var vocabularySize: Int { get }

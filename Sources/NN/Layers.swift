@@ -12,6 +12,16 @@ public final class Linear: Module {
         self.bias = bias ? Tensor.uniform([outFeatures], -bound, bound, rng: rng, requiresGrad: true) : nil
     }
 
+    /// A layer around given weights (a checkpoint's): W (out, in), b (out). They become trainable.
+    public init(weight: Tensor, bias: Tensor? = nil) {
+        precondition(weight.rank == 2 && (bias.map { $0.shape == [weight.shape[0]] } ?? true),
+                     "Linear: weight \(Shape.describe(weight.shape)), bias \(bias.map { Shape.describe($0.shape) } ?? "none")")
+        self.weight = weight
+        self.bias = bias
+        weight.requiresGrad = true
+        bias?.requiresGrad = true
+    }
+
     public var inFeatures: Int { weight.shape[1] }
     public var outFeatures: Int { weight.shape[0] }
 
@@ -24,6 +34,13 @@ public final class Embedding: Module {
 
     public init(_ count: Int, _ dim: Int, std: Float = 1, rng: RandomGenerator) {
         weight = Tensor.randn([count, dim], std: std, rng: rng, requiresGrad: true)
+    }
+
+    /// A table around given weights (count, dim), trainable.
+    public init(weight: Tensor) {
+        precondition(weight.rank == 2, "Embedding: table \(Shape.describe(weight.shape)) is not 2-D")
+        self.weight = weight
+        weight.requiresGrad = true
     }
 
     public func callAsFunction(_ ids: [Int32], shape: [Int]? = nil) -> Tensor { weight.gatherRows(ids, shape: shape) }
@@ -41,6 +58,15 @@ public final class LayerNorm: Module {
         self.eps = eps
     }
 
+    /// A norm around given weights (dim) and bias, trainable.
+    public init(weight: Tensor, bias: Tensor?, eps: Float = 1e-5) {
+        self.weight = weight
+        self.bias = bias
+        self.eps = eps
+        weight.requiresGrad = true
+        bias?.requiresGrad = true
+    }
+
     public func callAsFunction(_ x: Tensor) -> Tensor { x.layerNorm(weight: weight, bias: bias, eps: eps) }
 }
 
@@ -52,6 +78,13 @@ public final class RMSNorm: Module {
     public init(_ dim: Int, eps: Float = 1e-6) {
         weight = Tensor.ones([dim], requiresGrad: true)
         self.eps = eps
+    }
+
+    /// A norm around given weights (dim), trainable.
+    public init(weight: Tensor, eps: Float = 1e-6) {
+        self.weight = weight
+        self.eps = eps
+        weight.requiresGrad = true
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { x.rmsNorm(weight: weight, eps: eps) }

@@ -7,7 +7,9 @@ import Tensors
 /// modules `blocks` contributes `blocks.0.…`, `blocks.1.…`. The names are the keys that checkpoints
 /// use, so loading is a lookup and an optimizer walks the same list. Sub-modules are ordinary `var`
 /// properties, so one can be swapped for another (an adapter around a frozen `Linear`, say).
-/// A parameter is frozen by setting its `requiresGrad` to false.
+/// A parameter is frozen by setting its `requiresGrad` to false. A tensor the module computes
+/// with but does not learn (RoPE's frequencies, a mask) is held in a `Buffer`: it is listed by
+/// `namedBuffers()`, and neither optimizers nor strict loading see it.
 open class Module {
     /// Train mode (dropout active) or eval mode.
     public private(set) var training = true
@@ -19,6 +21,15 @@ open class Module {
         var out: [(String, Tensor)] = []
         visit(prefix: "") { name, value in
             if let t = value as? Tensor { out.append((name, t)) }
+        }
+        return out
+    }
+
+    /// Buffers (non-learned tensors) with their dotted names.
+    public func namedBuffers() -> [(name: String, tensor: Tensor)] {
+        var out: [(String, Tensor)] = []
+        visit(prefix: "") { name, value in
+            if let b = value as? Buffer { out.append((name, b.tensor)) }
         }
         return out
     }
@@ -93,6 +104,8 @@ open class Module {
         switch value {
         case let t as Tensor:
             body(name, t)
+        case let b as Buffer:
+            body(name, b)
         case let m as Module:
             body(name, m)
             m.visit(prefix: name + ".", body)
@@ -114,4 +127,10 @@ open class Module {
 public struct LoadError: Error, CustomStringConvertible {
     public let problems: [String]
     public var description: String { "cannot load parameters: " + problems.joined(separator: "; ") }
+}
+
+/// A tensor a module computes with but does not learn: never a parameter, never loaded strictly.
+public final class Buffer {
+    public var tensor: Tensor
+    public init(_ tensor: Tensor) { self.tensor = tensor }
 }

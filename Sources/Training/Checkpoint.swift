@@ -2,9 +2,10 @@ import Foundation
 import Models
 import NN
 import Tensors
+import Tokenization
 
 /// A training run's checkpoint: RUN/checkpoint/ holds
-///   config.json + model.safetensors   the model, as a Hugging Face GPT-2 folder (also `--model RUN`)
+///   config.json + model.safetensors   the model, as a Hugging Face folder of its architecture (also `--model RUN`)
 ///   optimizer.safetensors             AdamW's moments, named `m.<param>` / `v.<param>`
 ///   state.json                        step, tokens seen, options, batch order, generators, tokenizer
 /// It is written whole into RUN/checkpoint.tmp/ and then swapped in by renaming folders, so a kill
@@ -19,9 +20,11 @@ public enum Checkpoint {
         public var batches: [String: [UInt64]]
         public var modelRNG: [UInt64]
         public var adamSteps: Int
+        /// "gpt" or "llama" (older checkpoints, without it, are GPT's).
+        public var architecture: String?
 
         enum CodingKeys: String, CodingKey {
-            case step, options, data, tokenizer, batches
+            case step, options, data, tokenizer, batches, architecture
             case tokensSeen = "tokens_seen", modelRNG = "model_rng", adamSteps = "adam_steps"
         }
     }
@@ -32,7 +35,7 @@ public enum Checkpoint {
         let tmp = run + "/checkpoint.tmp", final = folder(run), old = run + "/checkpoint.old"
         let fm = FileManager.default
         try? fm.removeItem(atPath: tmp)
-        try HuggingFaceGPT2.save(trainer.model, to: tmp)
+        try trainer.model.save(to: tmp)
         var moments: [String: Tensor] = [:]
         let names = trainer.optimizer.groups.flatMap(\.parameters).map { p in trainer.model.namedParameters().first { $0.tensor === p }!.name }
         for (i, name) in names.enumerated() {
@@ -42,10 +45,10 @@ public enum Checkpoint {
         try Safetensors.write(moments, to: tmp + "/optimizer.safetensors")
         let state = State(step: trainer.step, tokensSeen: trainer.tokensSeen, options: trainer.options, data: trainer.data.path,
                           tokenizer: tokenizer, batches: trainer.train.state, modelRNG: trainer.model.rng.snapshot,
-                          adamSteps: trainer.optimizer.stepCount)
+                          adamSteps: trainer.optimizer.stepCount, architecture: trainer.model.architecture)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(state).write(to: URL(fileURLWithPath: tmp + "/state.json"))
+        try atomicWrite(try encoder.encode(state), to: tmp + "/state.json")
         if let tokenizerFiles {
             for f in try fm.contentsOfDirectory(atPath: tokenizerFiles) { try fm.copyItem(atPath: tokenizerFiles + "/" + f, toPath: tmp + "/" + f) }
         }

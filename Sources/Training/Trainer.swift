@@ -44,7 +44,7 @@ public struct StepStats: Codable, Sendable {
 /// The training loop: micro-batches with gradient accumulation, clipping, AdamW with weight decay
 /// on matrices only, warmup + cosine schedule, periodic evaluation on held-out windows.
 public final class Trainer {
-    public let model: GPT
+    public let model: any TrainableModel
     public let options: TrainingOptions
     public let optimizer: AdamW
     public let schedule: WarmupCosineLR
@@ -54,15 +54,15 @@ public final class Trainer {
     public private(set) var step = 0
     public private(set) var tokensSeen = 0
 
-    public init(model: GPT, data: TokenFile, options: TrainingOptions) throws {
+    public init(model: any TrainableModel, data: TokenFile, options: TrainingOptions) throws {
         self.model = model
         self.options = options
         self.data = data
-        guard data.vocabularySize <= model.config.vocabularySize else {
-            throw TrainingError.config("\(data.path) holds a vocabulary of \(data.vocabularySize) but the model has \(model.config.vocabularySize)")
+        guard data.vocabularySize <= model.vocabularySize else {
+            throw TrainingError.config("\(data.path) holds a vocabulary of \(data.vocabularySize) but the model has \(model.vocabularySize)")
         }
-        guard options.context <= model.config.contextLength else {
-            throw TrainingError.config("context \(options.context) exceeds the model's \(model.config.contextLength)")
+        guard options.context <= model.contextLength else {
+            throw TrainingError.config("context \(options.context) exceeds the model's \(model.contextLength)")
         }
         let split = data.count - Int(Double(data.count) * options.valFraction)
         valRange = split..<data.count
@@ -82,7 +82,7 @@ public final class Trainer {
         var lossSum: Float = 0
         for _ in 0..<options.gradAccum {
             let (x, y) = train.next()
-            let loss = model.loss(x, targets: y, batch: b, length: t) * (1 / Float(options.gradAccum))
+            let loss = try model.loss(x, targets: y, batch: b, length: t) * (1 / Float(options.gradAccum))
             guard loss.item.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss (\(loss.item))") }
             lossSum += loss.item
             loss.backward()
@@ -114,7 +114,7 @@ public final class Trainer {
         var total: Float = 0
         for _ in 0..<n {
             let (x, y) = batches.next()
-            total += withNoGrad { model.loss(x, targets: y, batch: b, length: t).item }
+            total += try withNoGrad { try model.loss(x, targets: y, batch: b, length: t).item }
         }
         return total / Float(n)
     }

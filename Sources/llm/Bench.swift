@@ -52,7 +52,8 @@ extension Bench {
         func run() throws {
             global.apply()
             let rng = RandomGenerator(seed: 0)
-            let block = TransformerBlock(embedding: embedding, heads: heads, rng: rng)
+            // One GPT-2 layer (LayerNorms, attention, GELU MLP), as the decoder builds it.
+            let block = GPT(GPTConfig(vocabularySize: 8, contextLength: context, embedding: embedding, layers: 1, heads: heads), rng: rng).layers[0]
             let x = Tensor.randn([batch, context, embedding], rng: rng, requiresGrad: true)
             let g = Tensor.randn([batch, context, embedding], rng: rng)
             let best = bestTime(seconds: seconds) {

@@ -27,25 +27,25 @@ extension Bench {
             let v = lm.vocabularySize
             let rng = RandomGenerator(seed: 1)
             let prompt = (0..<promptTokens).map { _ in Int32(rng.next() % UInt64(v)) }
-            func pp() -> Double {
-                let cache = lm.makeCache(batch: 1, capacity: promptTokens)
+            func pp() throws -> Double {
+                let cache = lm.makeCache(capacity: promptTokens)
                 let t0 = Date()
-                _ = withNoGrad { lm(prompt, batch: 1, length: promptTokens, cache: cache) }
+                _ = try lm.forward([SequenceInput(tokens: prompt, cache: cache)])
                 return Date().timeIntervalSince(t0)
             }
-            func tg() -> Double {
-                let cache = lm.makeCache(batch: 1, capacity: genTokens)
+            func tg() throws -> Double {
+                let cache = lm.makeCache(capacity: genTokens)
                 var id = prompt[0]
                 let t0 = Date()
                 for _ in 0..<genTokens {
-                    let logits = withNoGrad { lm([id], batch: 1, length: 1, cache: cache) }
+                    let logits = try lm.forward([SequenceInput(tokens: [id], cache: cache)])
                     id = Int32(argmax(UnsafeBufferPointer(start: logits.data, count: v)))
                 }
                 return Date().timeIntervalSince(t0)
             }
-            _ = pp(); _ = tg()                                           // warm-up: pages in the weights
+            _ = try pp(); _ = try tg()                                           // warm-up: pages in the weights
             var ppTimes: [Double] = [], tgTimes: [Double] = []
-            for _ in 0..<max(1, repetitions) { ppTimes.append(pp()); tgTimes.append(tg()) }
+            for _ in 0..<max(1, repetitions) { ppTimes.append(try pp()); tgTimes.append(try tg()) }
             let ppRate = Double(promptTokens) / (ppTimes.reduce(0, +) / Double(ppTimes.count))
             let tgRate = Double(genTokens) / (tgTimes.reduce(0, +) / Double(tgTimes.count))
             let rss = Double(peakRSSBytes()) / 1_048_576

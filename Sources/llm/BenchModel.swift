@@ -27,7 +27,7 @@ extension Bench {
             func step() {
                 let x = (0..<n).map { _ in Int32(rng.int(below: cfg.vocabularySize)) }
                 let y = (0..<n).map { _ in Int32(rng.int(below: cfg.vocabularySize)) }
-                gpt.loss(x, targets: y, batch: batch, length: context).backward()
+                try! gpt.loss(x, targets: y, batch: batch, length: context).backward()     // sizes checked above
                 clipGradNorm(gpt.parameters, maxNorm: 1)
                 opt.step()
                 opt.zeroGrad()
@@ -39,7 +39,7 @@ extension Bench {
             let best = times.min()!
             let tps = Double(n) / best
             // nanoGPT's estimate: 6·N per token for the matrices, plus attention's 12·L·C·T.
-            let flopsPerToken = 6.0 * Double(gpt.parameterCount - gpt.wpe.weight.count) + 12.0 * Double(cfg.layers * cfg.embedding * context)
+            let flopsPerToken = 6.0 * Double(gpt.parameterCount - cfg.contextLength * cfg.embedding) + 12.0 * Double(cfg.layers * cfg.embedding * context)
             let mfu = tps * flopsPerToken / (peak * 1e9)
             let rss = peakRSSBytes()
             if json {
@@ -65,11 +65,11 @@ extension Bench {
             let gpt = GPT(cfg, rng: RandomGenerator(seed: 0))
             let ids = (0..<prompt).map { Int32($0 * 37 % cfg.vocabularySize) }
             var gen = Generator(model: gpt, sampler: .greedy)
-            _ = gen.generate(prompt: ids, maxNewTokens: 4)                  // warm-up
+            _ = try gen.generate(prompt: ids, maxNewTokens: 4)              // warm-up
             var best = Double.infinity
             for _ in 0..<3 {
                 let t0 = Date()
-                let out = gen.generate(prompt: ids, maxNewTokens: tokens)
+                let out = try gen.generate(prompt: ids, maxNewTokens: tokens)
                 precondition(out.count == tokens)
                 best = min(best, Date().timeIntervalSince(t0))
             }

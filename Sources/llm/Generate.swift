@@ -50,57 +50,23 @@ struct Generate: ParsableCommand {
         generator.useCache = !noCache
         generator.stopIds = loaded.stopIds
 
-        if let chars = loaded.chars, !json {
-            let out = generator.generate(prompt: promptIds, maxNewTokens: maxNewTokens) { id in
-                FileHandle.standardOutput.write(Data(((try? chars.decode([UInt32(id)])) ?? "").utf8))
-                return true
-            }
-            print("")
-            FileHandle.standardError.write(Data("[\(out.count) tokens]\n".utf8))
-            return
-        }
-        if json || loaded.tokenizer == nil {
-            let out = generator.generate(prompt: promptIds, maxNewTokens: maxNewTokens)
+        if json || (loaded.tokenizer == nil && loaded.chars == nil) {
+            let out = try generator.generate(prompt: promptIds, maxNewTokens: maxNewTokens)
             print("{\"ids\": [" + out.map(String.init).joined(separator: ", ") + "]}")
             return
         }
-        let tok = loaded.tokenizer!
-        // Stream text, holding back a tail that could still become a stop string.
-        var decoder = StreamingDecoder(tok)
-        var pending = "", finished = false
-        let holdBack = max(0, (stop.map(\.count).max() ?? 0) - 1)
+        // Stream text as it becomes final, ending at a stop string (see TextStream).
+        var stream = try loaded.textStream(stops: stop)
         let started = Date()
         var count = 0
-        _ = generator.generate(prompt: promptIds, maxNewTokens: maxNewTokens) { id in
+        _ = try generator.generate(prompt: promptIds, maxNewTokens: maxNewTokens) { id in
             count += 1
-            pending += (try? decoder.push(UInt32(id))) ?? ""
-            if let hit = stop.compactMap({ pending.range(of: $0) }).min(by: { $0.lowerBound < $1.lowerBound }) {
-                pending = String(pending[..<hit.lowerBound])
-                finished = true
-                return false
-            }
-            if pending.count > holdBack {
-                let cut = pending.index(pending.endIndex, offsetBy: -holdBack)
-                FileHandle.standardOutput.write(Data(pending[..<cut].utf8))
-                pending = String(pending[cut...])
-            }
-            return true
+            FileHandle.standardOutput.write(Data(stream.push(id).utf8))
+            return !stream.stopped
         }
-        if !finished { pending += decoder.finish() }
-        FileHandle.standardOutput.write(Data((pending + "\n").utf8))
+        FileHandle.standardOutput.write(Data((stream.finish() + "\n").utf8))
         let seconds = Date().timeIntervalSince(started)
         let st = generator.stats
         FileHandle.standardError.write(Data("[\(count) tokens in \(String(format: "%.2f", seconds)) s; prompt \(st.promptTokens) tokens at \(String(format: "%.1f", st.promptTokensPerSecond)) tok/s, generation \(String(format: "%.1f", st.generatedTokensPerSecond)) tok/s]\n".utf8))
     }
-}
-
-/// The tokenizer that goes with a model folder: `--tokenizer`, else one saved in the folder, else
-/// GPT-2's when the vocabulary is GPT-2's; nil when there is none.
-func modelTokenizer(folder: String, vocabularySize: Int, explicit: String?) throws -> Tokenizer? {
-    if let explicit { return try explicit == "gpt2" ? loadGPT2() : Tokenizer.load(path: explicit) }
-    let fm = FileManager.default
-    if fm.fileExists(atPath: folder + "/" + Tokenizer.configFileName) || fm.fileExists(atPath: folder + "/tokenizer.json") {
-        return try Tokenizer.load(path: folder)
-    }
-    return vocabularySize == 50257 ? try loadGPT2() : nil
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Inference
 import Models
 import Training
 import NN
@@ -32,6 +33,8 @@ struct LLM: ParsableCommand {
             fail(error.description)
         } catch let error as TrainingError {
             fail(error.description)
+        } catch let error as InferenceError {
+            fail(error.description)
         } catch {
             exit(withError: error)
         }
@@ -61,15 +64,6 @@ struct GlobalOptions: ParsableArguments {
 
 /// Where reference data lives: $LLM_CACHE, else the repository's .cache folder (found from the
 /// executable, .build/<config>/llm), else ./.cache.
-func cacheDirectory() -> String {
-    if let env = ProcessInfo.processInfo.environment["LLM_CACHE"] { return env }
-    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    let repo = exe.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let candidate = repo.appendingPathComponent(".cache").path
-    if FileManager.default.fileExists(atPath: candidate) { return candidate }
-    return FileManager.default.currentDirectoryPath + "/.cache"
-}
-
 /// Reads a whole file, or fails naming it.
 func readFile(_ path: String) throws -> Data {
     guard let data = FileManager.default.contents(atPath: path) else {

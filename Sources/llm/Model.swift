@@ -1,14 +1,10 @@
 import ArgumentParser
 import Foundation
+import Inference
 import Models
 import NN
 import Tensors
 import Training
-
-/// The folder holding a model's files: PATH itself, or a training run's latest checkpoint.
-func modelFolder(_ path: String) -> String {
-    FileManager.default.fileExists(atPath: path + "/config.json") ? path : (Checkpoint.latest(path) ?? path)
-}
 
 /// Loads `--model PATH`: a folder with `config.json` + `model.safetensors` (a Hugging Face GPT-2
 /// folder, or one this tool wrote), or a training run folder.
@@ -43,7 +39,7 @@ struct Inspect: ParsableCommand {
         print("GPT: vocab \(c.vocabularySize), context \(c.contextLength), embedding \(c.embedding), \(c.layers) layers, \(c.heads) heads, \(c.norm.rawValue)-norm, \(c.tiedEmbeddings ? "tied" : "separate") output head")
         printParameterTable(gpt)
         let total = gpt.parameterCount
-        print("total \(grouped(total)) parameters (\(grouped(total - gpt.wte.weight.count - gpt.wpe.weight.count)) outside the embeddings), \(String(format: "%.1f", Double(total) * 4 / 1_048_576)) MiB as float32")
+        print("total \(grouped(total)) parameters (\(grouped(total - (c.vocabularySize + c.contextLength) * c.embedding)) outside the embeddings), \(String(format: "%.1f", Double(total) * 4 / 1_048_576)) MiB as float32")
     }
 }
 
@@ -66,8 +62,8 @@ struct Logits: ParsableCommand {
         try loaded.check(list, what: "--ids")
         guard list.count <= lm.contextLength else { throw CLIError("--ids: \(list.count) ids exceed the context length \(lm.contextLength)") }
         lm.eval()
-        let (logits, loss) = withNoGrad { () -> (Tensor, Float) in
-            let logits = lm(list, batch: 1, length: list.count, cache: nil)               // (1, T, V)
+        let (logits, loss) = try withNoGrad { () throws -> (Tensor, Float) in
+            let logits = try lm.logits(list, batch: 1, length: list.count)              // (1, T, V)
             let targets = Array(list.dropFirst()) + [defaultIgnoreIndex]                // predict ids[1...]
             let loss = list.count > 1 ? logits.reshaped(list.count, -1).crossEntropy(targets: targets).item : .nan
             return (logits, loss)

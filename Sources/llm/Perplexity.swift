@@ -34,7 +34,7 @@ struct Perplexity: ParsableCommand {
             throw CLIError("\(file): \(ids.count) tokens is less than one chunk of \(n) (use a smaller --context or a longer text)")
         }
         let started = Date()
-        let result = Inference.perplexity(model: lm, ids: ids, context: n, bos: loaded.bos, maxChunks: chunks) { c, total, running in
+        let result = try Inference.perplexity(model: lm, ids: ids, context: n, bos: loaded.bos, maxChunks: chunks) { c, total, running in
             if !json { FileHandle.standardError.write(Data("[\(c)/\(total)] \(String(format: "%.4f", running))\n".utf8)) }
         }
         let (mean, ppl, scored, count) = (result.meanNLL, result.perplexity, result.scored, result.chunks)

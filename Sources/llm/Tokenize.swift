@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Inference
 import Tokenization
 
 /// Which tokenizer a command uses: `--encoding gpt2` (default) or `--tokenizer PATH`.
@@ -18,14 +19,6 @@ struct TokenizerOptions: ParsableArguments {
         case let other: throw CLIError("unknown encoding '\(other)' (known: gpt2)")
         }
     }
-}
-
-func loadGPT2() throws -> Tokenizer {
-    let path = cacheDirectory() + "/gpt2.tiktoken"
-    guard FileManager.default.fileExists(atPath: path) else {
-        throw CLIError("GPT-2's ranks file is not at \(path): run scripts/fetch/gpt2-tiktoken.sh (make demo and make test do)")
-    }
-    return try Tokenizer.gpt2(ranksFile: path)
 }
 
 /// `llm tokenize`: text → token ids.

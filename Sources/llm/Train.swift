@@ -7,17 +7,19 @@ import Tensors
 import Tokenization
 import Training
 
-/// `llm train`: pretrain a GPT on text, with live progress, logs, a loss plot and checkpoints.
+/// `llm train`: pretrain a GPT or a Llama on text, with live progress, logs, a loss plot and checkpoints.
 struct Train: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Train a GPT on text files (or a token file from llm prepare).")
+    static let configuration = CommandConfiguration(abstract: "Train a GPT or a Llama on text files (or a token file from llm prepare).")
 
     @Option(parsing: .upToNextOption, help: "Text files/folders/.jsonl, or one token file.") var data: [String] = []
     @Option(help: "gpt2, a tokenizer path, 'train' (learn a BPE from --data first), or 'char' (one id per character).") var tokenizer = "gpt2"
     @Option(help: "Vocabulary size when --tokenizer train.") var vocabSize = 4096
-    @Option(help: "Model preset: \(GPTConfig.presets.keys.sorted().joined(separator: ", ")).") var config = "tiny"
+    @Option(help: "Architecture: gpt (GPT-2: learned positions, LayerNorm, GELU) or llama (RoPE, RMSNorm, SwiGLU, no biases).") var arch = "gpt"
+    @Option(help: "Model preset (sizes): \(GPTConfig.presets.keys.sorted().joined(separator: ", ")).") var config = "tiny"
     @Option(help: "Override the preset's embedding width.") var embedding: Int?
     @Option(help: "Override the preset's layer count.") var layers: Int?
     @Option(help: "Override the preset's head count.") var heads: Int?
+    @Option(help: "With --arch llama: key/value heads (grouped-query attention; default: the head count).") var kvHeads: Int?
     @Option(help: "Optimizer steps.") var steps: Int?
     @Option(help: "Train for this many minutes instead (steps estimated from the first ones).") var minutes: Double?
     @Option var batch = 8
@@ -47,19 +49,23 @@ struct Train: ParsableCommand {
         if let resume {
             guard let folder = Checkpoint.latest(resume) else { throw CLIError("\(resume) has no checkpoint to resume from") }
             let state = try Checkpoint.readState(folder)
-            let model = try HuggingFaceGPT2.load(folder: folder)
+            let model = try ModelFolder.load(folder)
+            if let saved = state.architecture, saved != model.architecture {
+                throw CLIError("\(folder): state.json says \(saved) but the weights are \(model.architecture)")
+            }
             var options = state.options
             if let steps { options.steps = steps }
-            trainer = try Trainer(model: GPT(model.config, rng: RandomGenerator(seed: 0)), data: TokenFile(path: state.data), options: options)
-            try trainer.model.load(Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.name, $0.tensor) }))
+            trainer = try Trainer(model: model, data: TokenFile(path: state.data), options: options)
             try Checkpoint.restore(trainer, from: folder, state: state)
             tokenizerRef = state.tokenizer
-            tok = try modelTokenizer(folder: folder, vocabularySize: model.config.vocabularySize, explicit: nil)
+            tok = try modelTokenizer(folder: folder, vocabularySize: model.vocabularySize, explicit: nil)
             if FileManager.default.fileExists(atPath: folder + "/" + Tokenizer.configFileName) { tokenizerFolder = runDir + "/tokenizer" }
             if let c = try loadCharTokenizer(folder) { charTokenizer = c; tokenizerFolder = runDir + "/tokenizer" }
             print("resuming \(resume) at step \(state.step)")
         } else {
             guard !data.isEmpty else { throw CLIError("give --data (text files or a token file), or --resume") }
+            guard ["gpt", "llama"].contains(arch) else { throw CLIError("--arch \(arch): expected gpt or llama") }
+            if kvHeads != nil && arch != "llama" { throw CLIError("--kv-heads is for --arch llama") }
             // Tokenizer and token file.
             let tokenFile: String
             if tokenizer == "char" {
@@ -105,18 +111,31 @@ struct Train: ParsableCommand {
             if let layers { cfg.layers = layers }
             if let heads { cfg.heads = heads }
             cfg.dropout = dropout
+            guard cfg.embedding > 0, cfg.layers > 0, cfg.heads > 0 else { throw CLIError("--embedding, --layers and --heads must be positive") }
             guard cfg.embedding % cfg.heads == 0 else { throw CLIError("embedding \(cfg.embedding) is not divisible by \(cfg.heads) heads") }
+            guard context > 0, batch > 0, gradAccum > 0 else { throw CLIError("--context, --batch and --grad-accum must be positive") }
+            guard dropout >= 0 && dropout < 1 else { throw CLIError("--dropout \(dropout): expected a value in [0, 1)") }
+            let kv = kvHeads ?? cfg.heads
+            guard kv > 0, cfg.heads % kv == 0 else { throw CLIError("--kv-heads \(kv): the head count \(cfg.heads) must be a multiple of it") }
+            guard arch == "gpt" || (cfg.embedding / cfg.heads) % 2 == 0 else { throw CLIError("--arch llama needs an even head size (RoPE rotates pairs); got \(cfg.embedding / cfg.heads)") }
+            // The same sizes as a Llama: SwiGLU about 8/3·C wide (a multiple of 32), RoPE, tied head.
+            let llamaConfig = LlamaConfig(vocabularySize: cfg.vocabularySize, contextLength: cfg.contextLength, embedding: cfg.embedding,
+                                          hidden: (8 * cfg.embedding / 3 + 31) / 32 * 32, layers: cfg.layers, heads: cfg.heads, kvHeads: kv,
+                                          rmsNormEpsilon: 1e-5, tiedEmbeddings: true)
+            func makeModel() -> any TrainableModel {
+                arch == "llama" ? Llama(llamaConfig, rng: RandomGenerator(seed: seed)) : GPT(cfg, rng: RandomGenerator(seed: seed))
+            }
             var options = TrainingOptions(steps: steps ?? 1_000_000, batch: batch, context: context)
             options.gradAccum = gradAccum; options.learningRate = lr; options.minLearningRate = minLr; options.warmup = warmup
             options.weightDecay = weightDecay; options.clip = clip; options.evalEvery = evalEvery; options.sampleEvery = sampleEvery
             options.seed = seed
             options.stride = stride
-            let model = GPT(cfg, rng: RandomGenerator(seed: seed))
+            let model = makeModel()
             var t = try Trainer(model: model, data: file, options: options)
             if steps == nil {
                 guard let minutes else { throw CLIError("give --steps or --minutes") }
                 // Time two steps on a throwaway copy of the trainer, then size the schedule to the budget.
-                let probe = try Trainer(model: GPT(cfg, rng: RandomGenerator(seed: seed)), data: file, options: options)
+                let probe = try Trainer(model: makeModel(), data: file, options: options)
                 _ = try probe.trainStep()
                 let s = try probe.trainStep().seconds
                 options.steps = max(10, Int(minutes * 60 / s * 0.93))
@@ -124,15 +143,15 @@ struct Train: ParsableCommand {
                 print("about \(String(format: "%.2f", s)) s per step: \(options.steps) steps in \(minutes) minutes")
             }
             trainer = t
-            print("model: \(cfg.layers) layers, embedding \(cfg.embedding), \(cfg.heads) heads, context \(cfg.contextLength), vocabulary \(cfg.vocabularySize): \(grouped(model.parameterCount)) parameters")
+            print("model: \(model.summary), context \(cfg.contextLength): \(grouped(model.parameterCount)) parameters")
             print("data: \(grouped(file.count)) tokens (\(grouped(trainer.valRange.count)) held out for validation)")
         }
-        let sample: ((GPT) -> String)?
+        let sample: ((any LanguageModel) -> String)?
         if let tok { sample = { sampleText($0, tok) } } else if let c = charTokenizer { sample = { sampleText($0, c) } } else { sample = nil }
         try loop(trainer, runDir: runDir, sample: sample, tokenizerRef: tokenizerRef, tokenizerFolder: tokenizerFolder)
     }
 
-    func loop(_ trainer: Trainer, runDir: String, sample: ((GPT) -> String)?, tokenizerRef: String, tokenizerFolder: String?) throws {
+    func loop(_ trainer: Trainer, runDir: String, sample: ((any LanguageModel) -> String)?, tokenizerRef: String, tokenizerFolder: String?) throws {
         let o = trainer.options
         let log = try RunLog(folder: runDir, keepingThrough: trainer.step)
         let baseline = trainer.unigramLoss()
@@ -169,28 +188,20 @@ struct Train: ParsableCommand {
 }
 
 /// A short sample (temperature 0.8, top-k 40) after an end-of-text token.
-func sampleText(_ model: GPT, _ tok: Tokenizer, tokens: Int = 60, seed: UInt64 = 0) -> String {
+func sampleText(_ model: any LanguageModel, _ tok: Tokenizer, tokens: Int = 60, seed: UInt64 = 0) -> String {
     let eotId: UInt32 = tok.specialTokenId("<|endoftext|>") ?? 0
     var gen = Generator(model: model, sampler: Sampler(temperature: 0.8, topK: 40, seed: seed))
     if tok.specialTokenId("<|endoftext|>") != nil { gen.stopIds = [Int32(eotId)] }
-    let ids = gen.generate(prompt: [Int32(eotId)], maxNewTokens: tokens)
+    let ids = (try? gen.generate(prompt: [Int32(eotId)], maxNewTokens: tokens)) ?? []
     model.train()
     return (try? tok.decode(ids.map { UInt32($0) })) ?? ""
 }
 
 /// The same for a character-level model, starting from a newline (or the first character).
-func sampleText(_ model: GPT, _ chars: CharTokenizer, tokens: Int = 120, seed: UInt64 = 0) -> String {
+func sampleText(_ model: any LanguageModel, _ chars: CharTokenizer, tokens: Int = 120, seed: UInt64 = 0) -> String {
     let start = chars.encode("\n").first.flatMap { $0 == CharTokenizer.unknownId ? nil : $0 } ?? 1
     var gen = Generator(model: model, sampler: Sampler(temperature: 0.8, topK: 40, seed: seed))
-    let ids = gen.generate(prompt: [Int32(start)], maxNewTokens: tokens)
+    let ids = (try? gen.generate(prompt: [Int32(start)], maxNewTokens: tokens)) ?? []
     model.train()
     return (try? chars.decode(ids.map { UInt32($0) })) ?? ""
-}
-
-let charTokenizerFile = "char-tokenizer.json"
-
-/// A character-level tokenizer saved in `folder`, if there is one.
-func loadCharTokenizer(_ folder: String) throws -> CharTokenizer? {
-    guard let data = FileManager.default.contents(atPath: folder + "/" + charTokenizerFile) else { return nil }
-    do { return try JSONDecoder().decode(CharTokenizer.self, from: data) } catch { throw CLIError("\(folder)/\(charTokenizerFile): \(error)") }
 }

@@ -110,7 +110,7 @@ import Testing
 
     @Test func inspectPrintsTheParameterTable() throws {
         let out = String(decoding: try CommandLine.run(["inspect", "--config", "gpt2"]).out, as: UTF8.self)
-        #expect(out.contains("blocks.11.attn.qkv.weight") && out.contains("(2304, 768)"))
+        #expect(out.contains("layers.11.attention.q.weight") && out.contains("layers.11.mlp.up.weight") && out.contains("(3072, 768)"))
         #expect(out.contains("total 124,439,808 parameters"))
         let bad = try CommandLine.run(["logits", "--model", Self.tiny, "--ids", "1 300"])
         #expect(bad.status == 1 && bad.err.contains("id 300 at position 1 is outside the model's vocabulary (0..<300)"))

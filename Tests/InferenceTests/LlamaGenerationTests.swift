@@ -17,15 +17,15 @@ import Tensors
         let gguf = try GGUFLlama.load(GGUFFile(path: fixtureGGUF(Self.folder, "tiny-f32.gguf")), arithmetic: .float32)
         for model in [hf, gguf] as [Llama] {
             var gen = Generator(model: model, sampler: .greedy)
-            #expect(gen.generate(prompt: prompt, maxNewTokens: want.count) == want)
+            #expect(try gen.generate(prompt: prompt, maxNewTokens: want.count) == want)
             gen.useCache = false
-            #expect(gen.generate(prompt: prompt, maxNewTokens: want.count) == want)
+            #expect(try gen.generate(prompt: prompt, maxNewTokens: want.count) == want)
             // Two calls sharing one cache: the second continues where the first stopped.
             gen.useCache = true
-            let cache = model.makeCache(batch: 1, capacity: 64)
-            let first = gen.generate(prompt: prompt, maxNewTokens: 10, cache: cache)
+            let cache = model.makeCache(capacity: 64)
+            let first = try gen.generate(prompt: prompt, maxNewTokens: 10, cache: cache)
             #expect(cache.length == prompt.count + 9)                       // the last token is not fed yet
-            let second = gen.generate(prompt: [first.last!], maxNewTokens: want.count - 10, cache: cache)
+            let second = try gen.generate(prompt: [first.last!], maxNewTokens: want.count - 10, cache: cache)
             #expect(first + second == want)
             #expect(gen.stats.promptTokens == 1 && gen.stats.generatedTokens == want.count - 10)
         }
@@ -36,14 +36,14 @@ import Tensors
         let model = try HuggingFaceLlama.load(folder: Self.folder.path)
         model.eval()
         let ids = (0..<40).map { Int32($0 * 7 % 320) }
-        let full = withNoGrad { model(ids, batch: 1, length: ids.count) }
-        let cache = KVCache(layers: 2, batch: 1, kvHeads: 2, headSize: 16, capacity: 64, initial: 4)
+        let full = try withNoGrad { try model.logits(ids, batch: 1, length: ids.count) }
+        let cache = KVCache(layers: (0..<2).map { _ in FullLayerCache(width: 2 * 16, capacity: 64, initial: 4) }, capacity: 64)
         var worst: Float = 0
         for (t, id) in ids.enumerated() {
-            let step = withNoGrad { model([id], batch: 1, length: 1, cache: cache) }
+            let step = try model.forward([SequenceInput(tokens: [id], cache: cache, logits: .all)])
             for j in 0..<320 { worst = max(worst, abs(step.data[j] - full.data[t * 320 + j])) }
         }
-        #expect(cache.allocated == 64 && cache.length == 40)
+        #expect(cache.bytes == 2 * (2 * 64 * 32 * 4) && cache.length == 40)      // grown 4 → 8 → … → 64 rows
         #expect(worst < 1e-4, "max |Δ| \(worst)")
     }
 }
@@ -81,7 +81,7 @@ import Tensors
         let ids = vocab.tokenizer.encodeOrdinary(text).map(Int32.init)
         for run in runs where (run["context"] as! Int) <= 256 {
             let n = run["context"] as! Int, theirs = run["ppl"] as! Double
-            let ours = perplexity(model: model, ids: ids, context: n)
+            let ours = try perplexity(model: model, ids: ids, context: n)
             #expect(ours.chunks == run["chunks"] as! Int && ours.scored == run["scored_tokens"] as! Int)
             #expect(abs(ours.perplexity / theirs - 1) <= 0.01, "context \(n): ours \(ours.perplexity), llama.cpp \(theirs)")
         }

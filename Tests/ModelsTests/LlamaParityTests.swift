@@ -22,13 +22,35 @@ import Tokenization
 
     static func logits(_ model: Llama) -> Tensor {
         model.eval()
-        return withNoGrad { model(ids, batch: 1, length: ids.count) }
+        return try! withNoGrad { try model.logits(ids, batch: 1, length: ids.count) }
     }
 
-    /// The same weights and layers under another config (RoPE scaling) or pairing.
+    /// The same weights under another config (RoPE scaling) or pairing: new layers around the same projections and norms.
     static func variant(_ m: Llama, config: LlamaConfig? = nil, pairing: RotaryEmbedding.Pairing? = nil, factors: [Float]? = nil) -> Llama {
-        Llama(config: config ?? m.config, embedTokens: m.embedTokens, layers: m.layers, norm: m.norm, lmHead: m.lmHead,
-              ropePairing: pairing ?? m.rope.pairing, ropeFrequencyFactors: factors)
+        let cfg = config ?? m.config
+        let spec = cfg.decoder(ropePairing: pairing ?? m.spec.ropePairing, ropeFrequencyFactors: factors)
+        let layers = (0..<spec.layers).map { i in
+            DecoderLayer(spec, index: i, rng: m.rng, linear: { role, _, _ in m.layers[i].projection(role)! },
+                         norm: { role, _ in m.layers[i].normalization(role)! })
+        }
+        return Llama(config: cfg, spec: spec, embedTokens: m.embedTokens, layers: layers, norm: m.norm, lmHead: m.lmHead)
+    }
+
+    /// One full training step (loss, backward, clipping, AdamW with decay on matrices only) of
+    /// the tiny HF Llama lands on the weights PyTorch computed.
+    @Test func oneAdamWStepMatchesPyTorch() throws {
+        let model = try HuggingFaceLlama.load(folder: Self.folder.path)
+        try checkAdamWStep(model, fixture: "llama-tiny-train-step.json") { try HuggingFaceLlama.tensors(of: $0 as! Llama) }
+    }
+
+    /// Saved as an HF folder and loaded back, the model is the same, name for name.
+    @Test func savedFolderLoadsBackIdentically() throws {
+        let model = try HuggingFaceLlama.load(folder: Self.folder.path)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("llama-\(UUID())").path
+        try model.save(to: dir)
+        let back = try HuggingFaceLlama.load(folder: dir)
+        #expect(back.config == model.config)
+        for ((n1, a), (n2, b)) in zip(model.namedParameters(), back.namedParameters()) { #expect(n1 == n2 && a.scalars == b.scalars) }
     }
 
     @Test func huggingFaceFolderMatchesTransformers() throws {
@@ -37,7 +59,7 @@ import Tokenization
         let logits = Self.logits(model)
         let diff = Self.maxDifference(logits, Self.reference["logits"])
         #expect(diff <= 1e-4, "max |Δlogit| \(diff)")
-        let loss = withNoGrad { model.loss(Self.ids, targets: Array(Self.ids.dropFirst()) + [-100], batch: 1, length: Self.ids.count).item }
+        let loss = try withNoGrad { try model.loss(Self.ids, targets: Array(Self.ids.dropFirst()) + [-100], batch: 1, length: Self.ids.count).item }
         #expect(abs(loss - Float(Self.reference["loss"] as! Double)) <= 1e-5, "loss \(loss)")
     }
 
@@ -46,7 +68,7 @@ import Tokenization
         model.eval()
         let greedy = Self.reference["greedy"] as! [String: Any]
         let prompt = (greedy["prompt"] as! [Int]).map(Int32.init), want = (greedy["ids"] as! [Int]).map(Int32.init)
-        let got = greedyContinuation(model, prompt: prompt, count: want.count)
+        let got = try greedyContinuation(model, prompt: prompt, count: want.count)
         #expect(got == want)
     }
 
@@ -67,7 +89,7 @@ import Tokenization
     @Test func ggufCopyWithPermutedQKMatchesTransformers() throws {
         let file = try GGUFFile(path: fixtureGGUF(Self.folder, "tiny-f32.gguf"))
         let model = try GGUFLlama.load(file, arithmetic: .float32)
-        #expect(model.rope.pairing == .adjacent)
+        #expect(model.spec.ropePairing == .adjacent)
         let diff = Self.maxDifference(Self.logits(model), Self.reference["logits"])
         #expect(diff <= 1e-4, "max |Δlogit| \(diff)")
         // llama.cpp's arithmetic (F16 attention) stays close.
@@ -101,16 +123,15 @@ import Tokenization
 }
 
 /// The argmax continuation of `prompt`, fed token by token through the KV cache.
-func greedyContinuation(_ model: Llama, prompt: [Int32], count: Int) -> [Int32] {
-    let cache = model.makeCache(batch: 1, capacity: prompt.count + count)
+func greedyContinuation(_ model: Llama, prompt: [Int32], count: Int) throws -> [Int32] {
+    let cache = model.makeCache(capacity: prompt.count + count)
     var got: [Int32] = []
-    var logits = withNoGrad { model(prompt, batch: 1, length: prompt.count, cache: cache) }
-    var row = logits.data + (prompt.count - 1) * model.vocabularySize
+    var logits = try model.forward([SequenceInput(tokens: prompt, cache: cache)])          // (1, V): the last position only
     while got.count < count {
+        let row = logits.data
         let next = Int32((0..<model.vocabularySize).max { row[$0] < row[$1] }!)
         got.append(next)
-        logits = withNoGrad { model([next], batch: 1, length: 1, cache: cache) }
-        row = logits.data
+        logits = try model.forward([SequenceInput(tokens: [next], cache: cache)])
     }
     return got
 }

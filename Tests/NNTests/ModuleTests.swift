@@ -5,13 +5,25 @@ import Tensors
 
 @Suite struct Modules {
     @Test func parametersHaveStableDottedNames() {
-        let block = TransformerBlock(embedding: 8, heads: 2, rng: RandomGenerator(seed: 0))
-        let names = block.namedParameters().map(\.name)
-        #expect(names == ["ln1.weight", "ln1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
-                          "ln2.weight", "ln2.bias", "mlp.fc.weight", "mlp.fc.bias", "mlp.proj.weight", "mlp.proj.bias"])
-        #expect(block.namedParameters().first { $0.name == "mlp.fc.weight" }!.tensor.shape == [32, 8])
-        // 2·(2·8) norms + (8·24 + 24) + (8·8 + 8) + (8·32 + 32) + (32·8 + 8)
-        #expect(block.parameterCount == 32 + 216 + 72 + 288 + 264)
+        let block = Self.gptLayer()
+        let names: [String] = block.namedParameters().map { $0.name }
+        #expect(names == ["attentionNorm.weight", "attentionNorm.bias", "attention.q.weight", "attention.q.bias", "attention.k.weight",
+                          "attention.k.bias", "attention.v.weight", "attention.v.bias", "attention.o.weight", "attention.o.bias",
+                          "mlpNorm.weight", "mlpNorm.bias", "mlp.up.weight", "mlp.up.bias", "mlp.down.weight", "mlp.down.bias"])
+        #expect(block.namedParameters().first { $0.name == "mlp.up.weight" }!.tensor.shape == [32, 8])
+        // 2·(2·8) norms + 4·(8·8 + 8) + (8·32 + 32) + (32·8 + 8)
+        #expect(block.parameterCount == 32 + 288 + 288 + 264)
+    }
+
+    /// One GPT-2 layer of width 8 with 2 heads.
+    static func gptLayer(dropout: Float = 0) -> DecoderLayer {
+        GPT(GPTConfig(vocabularySize: 4, contextLength: 8, embedding: 8, layers: 1, heads: 2, dropout: dropout), rng: RandomGenerator(seed: 0)).layers[0]
+    }
+
+    @Test func buffersAreNotParameters() {
+        let llama = Llama(LlamaConfig(vocabularySize: 8, contextLength: 8, embedding: 8, hidden: 16, layers: 1, heads: 2), rng: RandomGenerator(seed: 0))
+        #expect(llama.namedBuffers().map(\.name) == ["ropeInverseFrequencies"])
+        #expect(!llama.namedParameters().contains { $0.name.contains("rope") })
     }
 
     @Test func arraysOfModulesAreNumbered() {
@@ -25,7 +37,7 @@ import Tensors
     }
 
     @Test func trainAndEvalModeReachEverySubmodule() {
-        let block = TransformerBlock(embedding: 8, heads: 2, dropout: 0.5, rng: RandomGenerator(seed: 0))
+        let block = Self.gptLayer(dropout: 0.5)
         block.eval()
         #expect(block.namedModules().allSatisfy { !$0.module.training })
         let x = Tensor.randn([1, 3, 8], rng: RandomGenerator(seed: 1))
@@ -35,11 +47,11 @@ import Tensors
     }
 
     @Test func swappedSubmoduleAndFrozenParameters() {
-        let block = TransformerBlock(embedding: 8, heads: 2, rng: RandomGenerator(seed: 0))
-        block.mlp.fc = Linear(8, 16, rng: RandomGenerator(seed: 2))   // a submodule is just a var
-        #expect(block.namedParameters().first { $0.name == "mlp.fc.weight" }!.tensor.shape == [16, 8])
+        let block = Self.gptLayer()
+        block.mlp.up = Linear(8, 16, rng: RandomGenerator(seed: 2))   // a submodule is just a var
+        #expect(block.namedParameters().first { $0.name == "mlp.up.weight" }!.tensor.shape == [16, 8])
         block.freeze()
-        block.mlp.proj.bias!.requiresGrad = true
+        (block.mlp.down as! Linear).bias!.requiresGrad = true
         #expect(block.trainableParameters.count == 1)
     }
 

@@ -141,15 +141,22 @@ import Tensors
         func t(_ n: String) -> Tensor { Self.tensor(c, "inputs", n) }
         let d = t("x").shape[2]
         let ln = LayerNorm(d)
-        let attn = CausalSelfAttention(embedding: d, heads: Self.extra(c)["n_head"] as! Int, rng: RandomGenerator(seed: 0))
+        let heads = Self.extra(c)["n_head"] as! Int
         try! ln.load(["weight": t("ln_w"), "bias": t("ln_b")])
-        try! attn.load(["qkv.weight": t("qkv_w"), "qkv.bias": t("qkv_b"), "proj.weight": t("proj_w"), "proj.bias": t("proj_b")])
+        // PyTorch's fused q|k|v projection, split into the decoder's q, k and v slots.
+        let w = t("qkv_w").split([d, d, d], axis: 0).map { $0.copy() }, b = t("qkv_b").split([d, d, d], axis: 0).map { $0.copy() }
+        let (q, k, v) = (Linear(weight: w[0], bias: b[0]), Linear(weight: w[1], bias: b[1]), Linear(weight: w[2], bias: b[2]))
+        let proj = Linear(weight: t("proj_w"), bias: t("proj_b"))
+        let attn = Attention(q: q, k: k, v: v, o: proj, heads: heads, kvHeads: heads, headSize: d / heads, rope: nil, rng: RandomGenerator(seed: 0))
         let x = t("x"); x.requiresGrad = true
         let out = x + attn(ln(x))
         #expect(Self.relError(out, Self.tensor(c, "outputs", "out")) < 1e-5)
         out.backward(t("gout"))
-        let grads = [("x", x), ("ln_w", ln.weight), ("ln_b", ln.bias!), ("qkv_w", attn.qkv.weight), ("qkv_b", attn.qkv.bias!),
-                     ("proj_w", attn.proj.weight), ("proj_b", attn.proj.bias!)]
+        let qkvW = Tensor.concat([q.weight.grad!, k.weight.grad!, v.weight.grad!], axis: 0)
+        let qkvB = Tensor.concat([q.bias!.grad!, k.bias!.grad!, v.bias!.grad!], axis: 0)
+        let grads: [(String, Tensor)] = [("x", x), ("ln_w", ln.weight), ("ln_b", ln.bias!), ("proj_w", proj.weight), ("proj_b", proj.bias!)]
+        #expect(Self.relError(qkvW, Self.tensor(c, "grads", "qkv_w")) < 1e-5)
+        #expect(Self.relError(qkvB, Self.tensor(c, "grads", "qkv_b")) < 1e-5)
         for (name, p) in grads {
             let err = Self.relError(p.grad!, Self.tensor(c, "grads", name))
             #expect(err < 1e-5, "grad \(name): \(err)")
@@ -159,13 +166,13 @@ import Tensors
     @Test func mlpModuleMatchesPyTorch() {
         let c = "mlp_block"
         func t(_ n: String) -> Tensor { Self.tensor(c, "inputs", n) }
-        let mlp = MLP(embedding: 8, rng: RandomGenerator(seed: 0))
-        try! mlp.load(["fc.weight": t("fc_w"), "fc.bias": t("fc_b"), "proj.weight": t("proj_w"), "proj.bias": t("proj_b")])
+        let fc = Linear(weight: t("fc_w"), bias: t("fc_b"))
+        let mlp = FeedForward(gate: nil, up: fc, down: Linear(weight: t("proj_w"), bias: t("proj_b")), activation: .gelu, rng: RandomGenerator(seed: 0))
         let x = t("x"); x.requiresGrad = true
         let out = mlp(x)
         #expect(Self.relError(out, Self.tensor(c, "outputs", "out")) < 1e-5)
         out.backward(t("gout"))
         #expect(Self.relError(x.grad!, Self.tensor(c, "grads", "x")) < 1e-5)
-        #expect(Self.relError(mlp.fc.weight.grad!, Self.tensor(c, "grads", "fc_w")) < 1e-5)
+        #expect(Self.relError(fc.weight.grad!, Self.tensor(c, "grads", "fc_w")) < 1e-5)
     }
 }

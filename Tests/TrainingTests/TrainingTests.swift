@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import NN
 import Testing
 import Tensors
 import Training
@@ -81,7 +82,7 @@ import Training
     @Test func nonFiniteLossStopsNamingTheStep() throws {
         let file = try Self.dataFile()
         let gpt = GPT(Self.config, rng: RandomGenerator(seed: 1))
-        gpt.lnF.weight.fill(.nan)
+        (gpt.norm as! LayerNorm).weight.fill(.nan)
         let trainer = try Trainer(model: gpt, data: file, options: Self.options(steps: 3))
         #expect(throws: TrainingError.self) { try trainer.trainStep() }
         do { _ = try trainer.trainStep() } catch { #expect("\(error)".hasPrefix("step 1: the loss")) }

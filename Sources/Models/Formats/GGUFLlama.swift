@@ -74,33 +74,35 @@ public enum GGUFLlama {
         func linear(_ name: String, _ rows: Int, _ cols: Int) throws(ModelError) -> QuantizedLinear {
             QuantizedLinear(try matrix(name, rows, cols), roundActivations: ggml)
         }
-        func norm(_ name: String) throws(ModelError) -> RMSNorm {
-            let n = RMSNorm(c, eps: config.rmsNormEpsilon)
-            n.weight = try matrix(name, 1, c).dequantized().reshaped([c])
-            return n
-        }
-        var blocks: [LlamaBlock] = []
-        for i in 0..<config.layers {
-            let p = "blk.\(i)."
-            blocks.append(try LlamaBlock(config, linear: { w, rows, cols throws(ModelError) in try linear(p + ggufNames[w]!, rows, cols) },
-                                         norm: { w throws(ModelError) in try norm(p + ggufNames[w]!) }))
+        func norm(_ name: String, _ size: Int) throws(ModelError) -> RMSNorm {
+            RMSNorm(weight: try matrix(name, 1, size).dequantized().reshaped([size]), eps: config.rmsNormEpsilon)
         }
         var factors: [Float]? = nil
         if file.tensorInfo("rope_freqs.weight") != nil {
             factors = try matrix("rope_freqs.weight", 1, config.headSize / 2).dequantized().scalars
         }
-        for block in blocks { block.attention.halfPrecisionAttention = ggml }
-        return Llama(config: config, embedTokens: QuantizedEmbedding(try matrix("token_embd.weight", v, c), roundActivations: ggml), layers: blocks,
-                     norm: try norm("output_norm.weight"),
-                     lmHead: config.tiedEmbeddings ? nil : try linear("output.weight", v, c),
-                     ropePairing: .adjacent, ropeFrequencyFactors: factors)
+        let spec = config.decoder(ropePairing: .adjacent, ropeFrequencyFactors: factors)
+        let rng = RandomGenerator(seed: 0)
+        var blocks: [DecoderLayer] = []
+        for i in 0..<config.layers {
+            let p = "blk.\(i)."
+            blocks.append(try DecoderLayer(spec, index: i, rng: rng,
+                linear: { w, rows, cols throws(ModelError) in try linear(p + ggufNames[w]!, rows, cols) },
+                norm: { w, size throws(ModelError) in try norm(p + ggufNames[w]!, size) }))
+        }
+        let model = Llama(config: config, spec: spec,
+                          embedTokens: QuantizedEmbedding(try matrix("token_embd.weight", v, c), roundActivations: ggml), layers: blocks,
+                          norm: try norm("output_norm.weight", c),
+                          lmHead: config.tiedEmbeddings ? nil : try linear("output.weight", v, c), rng: rng)
+        model.halfPrecisionAttention = ggml
+        return model
     }
 }
 
 /// llama.cpp's tensor names for the weights of layer N (after "blk.N.").
-let ggufNames: [LlamaWeight: String] = [
-    .inputNorm: "attn_norm.weight", .q: "attn_q.weight", .k: "attn_k.weight", .v: "attn_v.weight", .o: "attn_output.weight",
-    .postAttentionNorm: "ffn_norm.weight", .gate: "ffn_gate.weight", .up: "ffn_up.weight", .down: "ffn_down.weight",
+let ggufNames: [DecoderWeight: String] = [
+    .attentionNorm: "attn_norm.weight", .q: "attn_q.weight", .k: "attn_k.weight", .v: "attn_v.weight", .o: "attn_output.weight",
+    .mlpNorm: "ffn_norm.weight", .gate: "ffn_gate.weight", .up: "ffn_up.weight", .down: "ffn_down.weight",
 ]
 
 /// The tokenizer and chat facts a GGUF file carries.

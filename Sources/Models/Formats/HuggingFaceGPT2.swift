@@ -5,70 +5,116 @@ import Tensors
 
 /// Hugging Face GPT-2 checkpoints (`config.json` + `model.safetensors`, GPT2LMHeadModel names).
 ///
-/// HF's GPT-2 uses Conv1D layers that store weights (in, out); our Linear stores (out, in), so
-/// those four matrices per block are transposed on the way in and out. Names:
-///   transformer.wte.weight → wte.weight            transformer.h.i.ln_1 → blocks.i.ln1
-///   transformer.h.i.attn.c_attn → blocks.i.attn.qkv    transformer.h.i.attn.c_proj → blocks.i.attn.proj
-///   transformer.h.i.mlp.c_fc → blocks.i.mlp.fc         transformer.h.i.mlp.c_proj → blocks.i.mlp.proj
-///   transformer.ln_f → lnF                         lm_head.weight → lmHead.weight (absent when tied)
+/// HF's GPT-2 uses Conv1D layers that store weights (in, out); our projections store (out, in), so
+/// those matrices are transposed on the way in and out, and HF's fused `c_attn` (C, 3C) is split
+/// into the q, k and v slots (and joined again on saving). Names:
+///   transformer.wte.weight → embedTokens            transformer.wpe.weight → embedPositions
+///   transformer.h.i.ln_1 → layers.i.attentionNorm    transformer.h.i.attn.c_attn → attention.{q,k,v}
+///   transformer.h.i.attn.c_proj → attention.o        transformer.h.i.ln_2 → layers.i.mlpNorm
+///   transformer.h.i.mlp.c_fc → mlp.up                transformer.h.i.mlp.c_proj → mlp.down
+///   transformer.ln_f → norm                          lm_head.weight → lmHead (absent when tied)
 public enum HuggingFaceGPT2 {
-    /// (HF name, our name, stored transposed) for every parameter of a model with this config.
-    public static func nameMap(_ config: GPTConfig) -> [(hf: String, ours: String, transposed: Bool)] {
-        var map: [(String, String, Bool)] = [("transformer.wte.weight", "wte.weight", false), ("transformer.wpe.weight", "wpe.weight", false)]
-        let parts: [(String, String, Bool)] = [("ln_1", "ln1", false), ("attn.c_attn", "attn.qkv", true), ("attn.c_proj", "attn.proj", true),
-                                               ("ln_2", "ln2", false), ("mlp.c_fc", "mlp.fc", true), ("mlp.c_proj", "mlp.proj", true)]
-        for i in 0..<config.layers {
-            for (hf, ours, conv) in parts {
-                map.append(("transformer.h.\(i).\(hf).weight", "blocks.\(i).\(ours).weight", conv))
-                if config.bias { map.append(("transformer.h.\(i).\(hf).bias", "blocks.\(i).\(ours).bias", false)) }
-            }
-        }
-        map.append(("transformer.ln_f.weight", "lnF.weight", false))
-        if config.bias { map.append(("transformer.ln_f.bias", "lnF.bias", false)) }
-        if !config.tiedEmbeddings { map.append(("lm_head.weight", "lmHead.weight", false)) }
-        return map
-    }
-
     /// Loads an HF GPT-2 folder. Strict: missing, unexpected and mis-shaped tensors are all listed
     /// in one error. (HF's attention-mask buffers `attn.bias` / `attn.masked_bias` are skipped, and a
-    /// stored `lm_head.weight` equal to the tied embedding is accepted.)
+    /// stored `lm_head.weight` copy of the tied embedding is accepted.)
     public static func load(folder: String) throws -> GPT {
         let configPath = folder + "/config.json"
         guard let data = FileManager.default.contents(atPath: configPath) else { throw ModelError.file(configPath, "cannot read") }
         let config: GPTConfig
         do { config = try JSONDecoder().decode(GPTConfig.self, from: data) } catch { throw ModelError.file(configPath, "\(error)") }
-        let file = try Safetensors.read(folder + "/model.safetensors")
-        let model = GPT(config, rng: RandomGenerator(seed: 0))
-        var values: [String: Tensor] = [:]
-        var problems: [String] = []
-        let map = nameMap(config)
-        let known = Set(map.map(\.hf))
-        for (hf, ours, transposed) in map {
-            // Some exports drop the "transformer." prefix.
-            let key = file.entries[hf] != nil ? hf : String(hf.dropFirst("transformer.".count))
-            guard file.entries[key] != nil else { problems.append("missing: \(hf)"); continue }
-            let t = try file.tensor(key)
-            values[ours] = transposed && t.rank == 2 ? t.transposed(0, 1) : t
+        let spec = config.decoder
+        try spec.validate()
+        var reader = WeightReader(try Safetensors.read(folder + "/model.safetensors"))
+        let c = config.embedding
+        // Some exports drop the "transformer." prefix.
+        func tensor(_ name: String, _ shape: [Int]) throws(ModelError) -> Tensor {
+            try reader.tensor("transformer." + name, shape, aliases: [name])
         }
-        for name in file.entries.keys.sorted() where !known.contains(name) && !known.contains("transformer." + name) {
-            if name.hasSuffix(".attn.bias") || name.hasSuffix(".attn.masked_bias") { continue }
-            if name == "lm_head.weight" && config.tiedEmbeddings { continue }
-            problems.append("unexpected: \(name)")
+        func bias(_ name: String, _ n: Int) throws(ModelError) -> Tensor? { config.bias ? try tensor(name + ".bias", [n]) : nil }
+        func conv(_ name: String, _ inF: Int, _ outF: Int) throws(ModelError) -> (weight: Tensor, bias: Tensor?) {
+            let w = try tensor(name + ".weight", [inF, outF])
+            return (withNoGrad { w.transposed(0, 1) }, try bias(name, outF))
         }
-        if !problems.isEmpty { throw ModelError.weights("\(folder): " + problems.joined(separator: "; ")) }
-        do { try model.load(values) } catch { throw ModelError.weights("\(folder): \(error.description)") }
-        return model
+        func norm(_ name: String) throws(ModelError) -> LayerNorm {
+            LayerNorm(weight: try tensor(name + ".weight", [c]), bias: try bias(name, c), eps: config.layerNormEpsilon)
+        }
+        let rng = RandomGenerator(seed: 0)
+        var layers: [DecoderLayer] = []
+        for i in 0..<config.layers {
+            let p = "h.\(i)."
+            let attn = try conv(p + "attn.c_attn", c, 3 * c)                    // (3C, C) after the transpose: q | k | v rows
+            let parts = withNoGrad { attn.weight.split([c, c, c], axis: 0) }
+            let biases = attn.bias.map { b in withNoGrad { b.split([c, c, c], axis: 0) } }
+            let proj = try conv(p + "attn.c_proj", c, c), fc = try conv(p + "mlp.c_fc", c, 4 * c), down = try conv(p + "mlp.c_proj", 4 * c, c)
+            let ln1 = try norm(p + "ln_1"), ln2 = try norm(p + "ln_2")
+            layers.append(DecoderLayer(spec, index: i, rng: rng, linear: { role, _, _ in
+                switch role {
+                case .q, .k, .v:
+                    let j = role == .q ? 0 : role == .k ? 1 : 2
+                    return Linear(weight: parts[j].copy(), bias: biases?[j].copy())
+                case .o: return Linear(weight: proj.weight, bias: proj.bias)
+                case .up: return Linear(weight: fc.weight, bias: fc.bias)
+                default: return Linear(weight: down.weight, bias: down.bias)
+                }
+            }, norm: { role, _ in role == .attentionNorm ? ln1 : ln2 }))
+        }
+        let wte = Embedding(weight: try tensor("wte.weight", [config.vocabularySize, c]))
+        let wpe = Embedding(weight: try tensor("wpe.weight", [config.contextLength, c]))
+        let lnF = try norm("ln_f")
+        var head: Linear? = nil
+        if config.tiedEmbeddings {
+            reader.allow { $0 == "lm_head.weight" }
+        } else {
+            head = Linear(weight: try reader.tensor("lm_head.weight", [config.vocabularySize, c]))
+        }
+        reader.allow { $0.hasSuffix(".attn.bias") || $0.hasSuffix(".attn.masked_bias") }
+        try reader.finish(folder)
+        return GPT(config: config, embedTokens: wte, embedPositions: wpe, layers: layers, norm: lnF, lmHead: head, rng: rng)
+    }
+
+    /// The model's weights under HF's names and in HF's layout (Conv1D matrices (in, out), c_attn fused).
+    public static func tensors(of model: GPT) throws -> [String: Tensor] {
+        guard let wte = model.embedTokens as? Embedding, let wpe = model.embedPositions as? Embedding,
+              let lnF = model.norm as? LayerNorm else { throw ModelError.weights("GPT-2 export: the model's tables are not float weights") }
+        return try withNoGrad { () throws -> [String: Tensor] in
+            var out: [String: Tensor] = ["transformer.wte.weight": wte.weight, "transformer.wpe.weight": wpe.weight]
+            func put(_ name: String, _ layer: any LinearLayer) throws {
+                guard let l = layer as? Linear else { throw ModelError.weights("GPT-2 export: \(name) is not a float Linear (merge adapters first)") }
+                out[name + ".weight"] = l.weight.transposed(0, 1)
+                if let b = l.bias { out[name + ".bias"] = b }
+            }
+            func putNorm(_ name: String, _ n: any NormLayer) throws {
+                guard let ln = n as? LayerNorm else { throw ModelError.weights("GPT-2 export: \(name) is not a LayerNorm") }
+                out[name + ".weight"] = ln.weight
+                if let b = ln.bias { out[name + ".bias"] = b }
+            }
+            for (i, layer) in model.layers.enumerated() {
+                let p = "transformer.h.\(i)."
+                let a = layer.attention
+                guard let q = a.q as? Linear, let k = a.k as? Linear, let v = a.v as? Linear else {
+                    throw ModelError.weights("GPT-2 export: layer \(i)'s q/k/v are not float Linears (merge adapters first)")
+                }
+                out[p + "attn.c_attn.weight"] = Tensor.concat([q.weight, k.weight, v.weight], axis: 0).transposed(0, 1)
+                if let qb = q.bias, let kb = k.bias, let vb = v.bias { out[p + "attn.c_attn.bias"] = Tensor.concat([qb, kb, vb], axis: 0) }
+                try put(p + "attn.c_proj", a.o)
+                try put(p + "mlp.c_fc", layer.mlp.up)
+                try put(p + "mlp.c_proj", layer.mlp.down)
+                try putNorm(p + "ln_1", layer.attentionNorm)
+                try putNorm(p + "ln_2", layer.mlpNorm)
+            }
+            try putNorm("transformer.ln_f", lnF)
+            if let head = model.lmHead {
+                guard let l = head as? Linear else { throw ModelError.weights("GPT-2 export: lm_head is not a float Linear") }
+                out["lm_head.weight"] = l.weight
+            }
+            return out
+        }
     }
 
     /// Writes an HF GPT-2 folder that `GPT2LMHeadModel.from_pretrained` loads.
     public static func save(_ model: GPT, to folder: String) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let params = Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.name, $0.tensor) })
-        var tensors: [String: Tensor] = [:]
-        for (hf, ours, transposed) in nameMap(model.config) {
-            let t = params[ours]!
-            tensors[hf] = transposed ? withNoGrad { t.transposed(0, 1) } : t
-        }
+        let tensors = try tensors(of: model)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try atomicWrite(try encoder.encode(model.config), to: folder + "/config.json")

@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import Tokenization
 import Tensors
 
 /// A Hugging Face `LlamaForCausalLM` folder: `config.json` + `model.safetensors`, with HF's names
@@ -16,9 +17,9 @@ import Tensors
 /// feature i with i + D/2.
 public enum HuggingFaceLlama {
     /// Hugging Face's names for the weights of layer N (after "model.layers.N.").
-    static let names: [LlamaWeight: String] = [
-        .inputNorm: "input_layernorm.weight", .q: "self_attn.q_proj.weight", .k: "self_attn.k_proj.weight",
-        .v: "self_attn.v_proj.weight", .o: "self_attn.o_proj.weight", .postAttentionNorm: "post_attention_layernorm.weight",
+    static let names: [DecoderWeight: String] = [
+        .attentionNorm: "input_layernorm.weight", .q: "self_attn.q_proj.weight", .k: "self_attn.k_proj.weight",
+        .v: "self_attn.v_proj.weight", .o: "self_attn.o_proj.weight", .mlpNorm: "post_attention_layernorm.weight",
         .gate: "mlp.gate_proj.weight", .up: "mlp.up_proj.weight", .down: "mlp.down_proj.weight",
     ]
 
@@ -26,7 +27,8 @@ public enum HuggingFaceLlama {
     public static func isLlama(folder: String) -> Bool {
         guard let data = FileManager.default.contents(atPath: folder + "/config.json"),
               let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return false }
-        return json["model_type"] as? String == "llama" || (json["architectures"] as? [String])?.contains("LlamaForCausalLM") == true
+        let type = json["model_type"] as? String
+        return type == "llama" || type == "mistral" || (json["architectures"] as? [String])?.contains("LlamaForCausalLM") == true
     }
 
     public static func load(folder: String) throws(ModelError) -> Llama {
@@ -37,46 +39,73 @@ public enum HuggingFaceLlama {
             throw .file(configPath, "not a Llama config: \(error)")
         }
         try config.validate()
-        let file = try Safetensors.read(folder + "/model.safetensors")
-        var used = Set<String>()
-        func tensor(_ name: String, _ shape: [Int]) throws(ModelError) -> Tensor {
-            guard file.entries[name] != nil else { throw .file(file.path, "missing tensor \(name)") }
-            let t = try file.tensor(name)
-            guard t.shape == shape else {
-                throw .file(file.path, "\(name): expected \(Shape.describe(shape)), got \(Shape.describe(t.shape))")
-            }
-            used.insert(name)
-            t.requiresGrad = true
-            return t
-        }
-        func linear(_ name: String, _ outF: Int, _ inF: Int) throws(ModelError) -> Linear {
-            let l = Linear(inF, outF, bias: false, rng: RandomGenerator(seed: 0))
-            l.weight = try tensor(name, [outF, inF])
-            return l
-        }
-        func norm(_ name: String) throws(ModelError) -> RMSNorm {
-            let n = RMSNorm(config.embedding, eps: config.rmsNormEpsilon)
-            n.weight = try tensor(name, [config.embedding])
-            return n
-        }
+        let spec = config.decoder()
+        var reader = WeightReader(try Safetensors.read(folder + "/model.safetensors"))
         let c = config.embedding
-        let embed = Embedding(config.vocabularySize, c, rng: RandomGenerator(seed: 0))
-        embed.weight = try tensor("model.embed_tokens.weight", [config.vocabularySize, c])
-        var blocks: [LlamaBlock] = []
+        let rng = RandomGenerator(seed: 0)
+        var layers: [DecoderLayer] = []
         for i in 0..<config.layers {
             let p = "model.layers.\(i)."
-            blocks.append(try LlamaBlock(config, linear: { w, rows, cols throws(ModelError) in try linear(p + names[w]!, rows, cols) },
-                                         norm: { w throws(ModelError) in try norm(p + names[w]!) }))
+            layers.append(try DecoderLayer(spec, index: i, rng: rng,
+                linear: { w, rows, cols throws(ModelError) in Linear(weight: try reader.tensor(p + names[w]!, [rows, cols])) },
+                norm: { w, size throws(ModelError) in RMSNorm(weight: try reader.tensor(p + names[w]!, [size]), eps: config.rmsNormEpsilon) }))
         }
-        let finalNorm = try norm("model.norm.weight")
+        let embed = Embedding(weight: try reader.tensor("model.embed_tokens.weight", [config.vocabularySize, c]))
+        let finalNorm = RMSNorm(weight: try reader.tensor("model.norm.weight", [c]), eps: config.rmsNormEpsilon)
         var head: Linear? = nil
         if config.tiedEmbeddings {
-            used.insert("lm_head.weight")          // a saved copy of the tied matrix is allowed
+            reader.allow { $0 == "lm_head.weight" }          // a saved copy of the tied matrix is allowed
         } else {
-            head = try linear("lm_head.weight", config.vocabularySize, c)
+            head = Linear(weight: try reader.tensor("lm_head.weight", [config.vocabularySize, c]))
         }
-        let unexpected = file.entries.keys.filter { !used.contains($0) && !$0.hasSuffix("rotary_emb.inv_freq") }.sorted()
-        if !unexpected.isEmpty { throw .file(file.path, "unexpected tensors: " + unexpected.joined(separator: ", ")) }
-        return Llama(config: config, embedTokens: embed, layers: blocks, norm: finalNorm, lmHead: head, ropePairing: .halves)
+        reader.allow { $0.hasSuffix("rotary_emb.inv_freq") }
+        try reader.finish(folder)
+        return Llama(config: config, embedTokens: embed, layers: layers, norm: finalNorm, lmHead: head, rng: rng)
+    }
+
+    /// The model's weights under HF's names. Float weights in HF's layout only (a GGUF model's
+    /// Q/K rows are permuted for llama.cpp's RoPE and its weights quantized: not exportable here).
+    public static func tensors(of model: Llama) throws -> [String: Tensor] {
+        guard model.spec.ropePairing == .halves else { throw ModelError.weights("Llama export: the model's Q/K rows are in llama.cpp's order") }
+        var out: [String: Tensor] = [:]
+        func weight(_ name: String, _ layer: any LinearLayer) throws {
+            guard let l = layer as? Linear else { throw ModelError.weights("Llama export: \(name) is not a float Linear (merge adapters, or dequantize)") }
+            out[name] = l.weight
+        }
+        func norm(_ name: String, _ n: any NormLayer) throws {
+            guard let r = n as? RMSNorm else { throw ModelError.weights("Llama export: \(name) is not an RMSNorm") }
+            out[name] = r.weight
+        }
+        guard let embed = model.embedTokens as? Embedding else { throw ModelError.weights("Llama export: the token table is not float weights") }
+        out["model.embed_tokens.weight"] = embed.weight
+        for (i, layer) in model.layers.enumerated() {
+            let p = "model.layers.\(i)."
+            let a = layer.attention
+            try norm(p + names[.attentionNorm]!, layer.attentionNorm)
+            try weight(p + names[.q]!, a.q); try weight(p + names[.k]!, a.k); try weight(p + names[.v]!, a.v); try weight(p + names[.o]!, a.o)
+            try norm(p + names[.mlpNorm]!, layer.mlpNorm)
+            try weight(p + names[.gate]!, layer.mlp.gate!); try weight(p + names[.up]!, layer.mlp.up); try weight(p + names[.down]!, layer.mlp.down)
+        }
+        try norm("model.norm.weight", model.norm)
+        if let head = model.lmHead { try weight("lm_head.weight", head) }
+        return out
+    }
+
+    /// Writes an HF Llama folder that `LlamaForCausalLM.from_pretrained` loads.
+    public static func save(_ model: Llama, to folder: String) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let tensors = try tensors(of: model)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try atomicWrite(try encoder.encode(model.config), to: folder + "/config.json")
+        try Safetensors.write(tensors, metadata: ["format": "pt"], to: folder + "/model.safetensors")
+    }
+}
+
+/// A model folder of any architecture the project reads: config.json's `model_type` picks the loader.
+public enum ModelFolder {
+    public static func load(_ folder: String) throws -> DecoderModel {
+        if HuggingFaceLlama.isLlama(folder: folder) { return try HuggingFaceLlama.load(folder: folder) }
+        return try HuggingFaceGPT2.load(folder: folder)
     }
 }

@@ -107,11 +107,15 @@ public enum Safetensors {
 public enum ModelError: Error, CustomStringConvertible {
     case file(String, String)
     case weights(String)
+    /// A bad request to a model: ids outside the vocabulary, a batch that does not add up, a
+    /// sequence past the context. The message gives the sizes.
+    case input(String)
 
     public var description: String {
         switch self {
         case let .file(path, message): return "\(path): \(message)"
         case let .weights(message): return message
+        case let .input(message): return message
         }
     }
 }

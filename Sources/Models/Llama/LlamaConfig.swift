@@ -16,6 +16,8 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
     public var ropeBase: Float = 10000
     public var ropeScaling: RopeScaling?
     public var tiedEmbeddings: Bool = false
+    /// Mistral's sliding-window attention: every position sees at most this many (itself included).
+    public var slidingWindow: Int?
 
     /// RoPE frequency scaling (HF `rope_scaling`): "linear" divides every frequency by `factor`;
     /// "llama3" divides only the low frequencies, blending in between.
@@ -61,16 +63,16 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         case kvHeads = "num_key_value_heads", headSize = "head_dim", rmsNormEpsilon = "rms_norm_eps"
         case ropeBase = "rope_theta", ropeScaling = "rope_scaling", tiedEmbeddings = "tie_word_embeddings"
         case modelType = "model_type", architectures, attentionBias = "attention_bias", mlpBias = "mlp_bias", activation = "hidden_act"
-        case ropeParameters = "rope_parameters"
+        case ropeParameters = "rope_parameters", slidingWindow = "sliding_window"
     }
 
     public init(vocabularySize: Int, contextLength: Int, embedding: Int, hidden: Int, layers: Int, heads: Int,
                 kvHeads: Int? = nil, headSize: Int? = nil, rmsNormEpsilon: Float = 1e-5, ropeBase: Float = 10000,
-                ropeScaling: RopeScaling? = nil, tiedEmbeddings: Bool = false) {
+                ropeScaling: RopeScaling? = nil, tiedEmbeddings: Bool = false, slidingWindow: Int? = nil) {
         self.vocabularySize = vocabularySize; self.contextLength = contextLength; self.embedding = embedding
         self.hidden = hidden; self.layers = layers; self.heads = heads; self.kvHeads = kvHeads ?? heads
         self.headSize = headSize ?? embedding / heads; self.rmsNormEpsilon = rmsNormEpsilon; self.ropeBase = ropeBase
-        self.ropeScaling = ropeScaling; self.tiedEmbeddings = tiedEmbeddings
+        self.ropeScaling = ropeScaling; self.tiedEmbeddings = tiedEmbeddings; self.slidingWindow = slidingWindow
     }
 
     public init(from decoder: Decoder) throws {
@@ -100,6 +102,7 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         ropeScaling = try c.decodeIfPresent(RopeScaling.self, forKey: .ropeScaling)
         if ropeScaling == nil, let parameters, parameters.scaling.type != "default" { ropeScaling = parameters.scaling }
         tiedEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tiedEmbeddings) ?? false
+        slidingWindow = try c.decodeIfPresent(Int.self, forKey: .slidingWindow)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -118,6 +121,7 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         try c.encode(ropeBase, forKey: .ropeBase)
         try c.encodeIfPresent(ropeScaling, forKey: .ropeScaling)
         try c.encode(tiedEmbeddings, forKey: .tiedEmbeddings)
+        try c.encodeIfPresent(slidingWindow, forKey: .slidingWindow)
         try c.encode("silu", forKey: .activation)
     }
 
@@ -142,6 +146,7 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         }
         if heads % kvHeads != 0 { throw bad("\(heads) attention heads is not a multiple of \(kvHeads) key/value heads") }
         if headSize % 2 != 0 { throw bad("head size \(headSize) is odd (RoPE rotates pairs)") }
+        if let w = slidingWindow, w <= 0 { throw bad("sliding_window is \(w)") }
         if let s = ropeScaling, !["linear", "llama3", "default"].contains(s.type) {
             throw bad("rope_scaling type \"\(s.type)\" is not supported (linear, llama3 are)")
         }

@@ -1,27 +1,34 @@
-/// Causal multi-head scaled-dot-product attention as one fused op, in two layouts:
+/// Causal multi-head scaled-dot-product attention as one fused op, in three layouts:
 ///
 /// - `causalAttention(q, k, v)`: q (B, H, Tq, D), k and v (B, Hkv, Tk, D) → out (B, H, Tq, D)
 ///   (PyTorch's `scaled_dot_product_attention(is_causal=True)` layout).
 /// - `causalAttention(packed:heads:kvHeads:)`: the output of a fused q/k/v projection,
 ///   (B, T, (H + 2·Hkv)·D) → (B, T, H·D), read and written in place with strides: no split, no
 ///   transposes, and the gradient comes back packed the same way.
+/// - `causalAttention(rows:...)`: q (B·T, H·D), k and v (B·T, Hkv·D), the outputs of separate
+///   projections, read with strides the same way → (B·T, H·D).
+/// - `cachedAttention(q:spans:...)`: inference over a ragged batch, each sequence's queries against
+///   its own cached keys and values (no autograd).
+///
+/// Options: `scale` (default 1/√D) and `window` W: a query at position p sees only keys at
+/// positions p − W + 1 … p (sliding-window attention), instead of all of 0 … p.
 ///
 /// H is a multiple of Hkv (grouped-query attention: query head h reads key/value head
 /// h / (H / Hkv)). Query i sits at position Tk − Tq + i and sees keys 0 through that position
 /// (so Tq < Tk is the KV-cache case).
 ///
-///   S = q·kᵀ / √D          (Tq, Tk) per head, −∞ above the causal diagonal
+///   S = q·kᵀ · scale       (Tq, Tk) per head, −∞ above the causal diagonal (and before the window)
 ///   P = softmax(S)         kept (B, H, Tq, Tk) for backward
 ///   P' = P ⊙ M / (1 − p)   optional dropout on the weights (M drawn from `rng`)
 ///   out = P'·v
 ///
 /// Backward per head: dv = P'ᵀ·dout, dP' = dout·vᵀ, dP = dP' ⊙ M / (1 − p),
-/// dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = dS·k / √D, dk = dSᵀ·q / √D.
+/// dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = dS·k · scale, dk = dSᵀ·q · scale.
 ///
 /// Work is split across threads by key/value head (so dk and dv have one writer each); within a
 /// head, rows go in blocks of 64 and each block's products stop at the last key it can see, so the
 /// masked upper triangle is never computed.
-public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor,
+public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil, window: Int? = nil,
                             dropout p: Float = 0, rng: RandomGenerator? = nil) -> Tensor {
     guard q.rank == 4, k.rank == 4, v.rank == 4, k.shape == v.shape,
           q.shape[0] == k.shape[0], q.shape[3] == k.shape[3], k.shape[1] > 0, q.shape[1] % k.shape[1] == 0,
@@ -34,7 +41,7 @@ public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor,
     let qL = AttentionLayout(rowStride: d, batchStride: h * tq * d, headStride: tq * d, offset: 0)
     let kvL = AttentionLayout(rowStride: d, batchStride: hkv * tk * d, headStride: tk * d, offset: 0)
     let oL = qL
-    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: tq, tk: tk, d: d, p: p, rng: rng)
+    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: tq, tk: tk, d: d, scale: scale, window: window, p: p, rng: rng)
     let out = Tensor(uninitialized: [b, h, tq, d])
     kernel.forward(q.data, qL, k.data, kvL, v.data, kvL, out.data, oL)
     return Autograd.record(out, "attention", [q, k, v]) { g in
@@ -46,7 +53,7 @@ public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor,
 
 /// Attention straight from a fused projection: qkv (B, T, (H + 2·Hkv)·D), laid out as all query
 /// heads, then all key heads, then all value heads → out (B, T, H·D).
-public func causalAttention(packed qkv: Tensor, heads h: Int, kvHeads: Int? = nil,
+public func causalAttention(packed qkv: Tensor, heads h: Int, kvHeads: Int? = nil, scale: Float? = nil, window: Int? = nil,
                             dropout p: Float = 0, rng: RandomGenerator? = nil) -> Tensor {
     let hkv = kvHeads ?? h
     guard qkv.rank == 3, hkv > 0, h % hkv == 0, qkv.shape[2] % (h + 2 * hkv) == 0 else {
@@ -59,7 +66,7 @@ public func causalAttention(packed qkv: Tensor, heads h: Int, kvHeads: Int? = ni
     let kL = AttentionLayout(rowStride: width, batchStride: t * width, headStride: d, offset: h * d)
     let vL = AttentionLayout(rowStride: width, batchStride: t * width, headStride: d, offset: (h + hkv) * d)
     let oL = AttentionLayout(rowStride: h * d, batchStride: t * h * d, headStride: d, offset: 0)
-    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: t, tk: t, d: d, p: p, rng: rng)
+    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: t, tk: t, d: d, scale: scale, window: window, p: p, rng: rng)
     let out = Tensor(uninitialized: [b, t, h * d])
     kernel.forward(qkv.data, qL, qkv.data, kL, qkv.data, vL, out.data, oL)
     return Autograd.record(out, "attention", [qkv]) { g in
@@ -67,6 +74,68 @@ public func causalAttention(packed qkv: Tensor, heads h: Int, kvHeads: Int? = ni
         kernel.backward(g.data, oL, qkv.data, dqkv.data, qL, qkv.data, dqkv.data, kL, qkv.data, dqkv.data, vL)
         return [dqkv]
     }
+}
+
+/// Attention on the outputs of separate projections, token rows first: q (B·T, H·D), k and v
+/// (B·T, Hkv·D) → out (B·T, H·D). Head j of token row n is q[n, j·D ..< (j+1)·D]; the batch's
+/// sequences are consecutive blocks of T rows, each starting at position 0. No copies: the kernel
+/// reads and writes these layouts with strides, and the gradients come back in them.
+public func causalAttention(rows q: Tensor, _ k: Tensor, _ v: Tensor, batch b: Int, heads h: Int, kvHeads hkv: Int,
+                            scale: Float? = nil, window: Int? = nil, dropout p: Float = 0, rng: RandomGenerator? = nil) -> Tensor {
+    guard q.rank == 2, k.rank == 2, v.rank == 2, k.shape == v.shape, b > 0, hkv > 0, h % hkv == 0,
+          q.shape[0] == k.shape[0], q.shape[0] % b == 0, q.shape[1] % h == 0, k.shape[1] == hkv * (q.shape[1] / h) else {
+        fatalError(ShapeError(op: "attention", message: "q \(Shape.describe(q.shape)), k \(Shape.describe(k.shape)), v \(Shape.describe(v.shape)) for batch \(b), \(h) heads, \(hkv) kv heads").description)
+    }
+    let t = q.shape[0] / b, d = q.shape[1] / h
+    let qL = AttentionLayout(rowStride: h * d, batchStride: t * h * d, headStride: d, offset: 0)
+    let kvL = AttentionLayout(rowStride: hkv * d, batchStride: t * hkv * d, headStride: d, offset: 0)
+    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: t, tk: t, d: d, scale: scale, window: window, p: p, rng: rng)
+    let out = Tensor(uninitialized: q.shape)
+    kernel.forward(q.data, qL, k.data, kvL, v.data, kvL, out.data, qL)
+    return Autograd.record(out, "attention", [q, k, v]) { g in
+        let dq = Tensor(uninitialized: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
+        kernel.backward(g.data, qL, q.data, dq.data, qL, k.data, dk.data, kvL, v.data, dv.data, kvL)
+        return [dq, dk, dv]
+    }
+}
+
+/// One sequence of a ragged inference batch: its `queries` rows of q start at row `row`; its keys
+/// and values, `length` rows of (Hkv·D) each, end with the queries' own (the cache after writing
+/// them). Query r sits at key index length − queries + r.
+public struct CachedAttentionSpan {
+    public let row: Int, queries: Int
+    public let keys: UnsafePointer<Float>, values: UnsafePointer<Float>
+    public let length: Int
+    public init(row: Int, queries: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, length: Int) {
+        self.row = row; self.queries = queries; self.keys = keys; self.values = values; self.length = length
+    }
+}
+
+/// Inference attention for a ragged batch (no autograd): q (N, H·D) holds every sequence's query
+/// rows one after another; each span attends to its own keys and values → (N, H·D). Work is spread
+/// over (sequence, kv head) pairs, so a step of many one-token sequences keeps every thread busy.
+public func cachedAttention(q: Tensor, spans: [CachedAttentionSpan], heads h: Int, kvHeads hkv: Int,
+                            scale: Float? = nil, window: Int? = nil) -> Tensor {
+    guard q.rank == 2, hkv > 0, h % hkv == 0, q.shape[1] % h == 0 else {
+        fatalError(ShapeError(op: "attention (cached)", message: "q \(Shape.describe(q.shape)) for \(h) heads, \(hkv) kv heads").description)
+    }
+    let d = q.shape[1] / h
+    for s in spans {
+        precondition(s.queries > 0 && s.row >= 0 && s.row + s.queries <= q.shape[0] && s.length >= s.queries,
+                     "attention (cached): span of \(s.queries) queries at row \(s.row) with \(s.length) keys for q \(Shape.describe(q.shape))")
+    }
+    let out = Tensor(uninitialized: q.shape)
+    let qL = AttentionLayout(rowStride: h * d, batchStride: 0, headStride: d, offset: 0)
+    let kvL = AttentionLayout(rowStride: hkv * d, batchStride: 0, headStride: d, offset: 0)
+    let kernels = spans.map { AttentionKernel(b: 1, h: h, hkv: hkv, tq: $0.queries, tk: $0.length, d: d, scale: scale, window: window, p: 0, rng: nil) }
+    Parallel.forEachChunk(spans.count * hkv, grain: 1) { pairs in
+        for pair in pairs {
+            let (i, j) = (pair / hkv, pair % hkv)
+            let s = spans[i], rowOffset = s.row * h * d
+            kernels[i].forwardKVHead(0, j, q.data + rowOffset, qL, s.keys, kvL, s.values, kvL, out.data + rowOffset, qL)
+        }
+    }
+    return out
 }
 
 /// Where head (b, h)'s row t lives: offset + b·batchStride + h·headStride + t·rowStride.
@@ -79,17 +148,21 @@ struct AttentionLayout {
 final class AttentionKernel {
     let b: Int, h: Int, hkv: Int, tq: Int, tk: Int, d: Int
     let group: Int, start: Int, scale: Float
+    /// Sliding window: keys a query sees, counting itself (nil: all earlier ones).
+    let window: Int?
     let probs: Tensor                  // (B, H, Tq, Tk)
     let mask: Tensor?, dropped: Tensor?
     static let rowBlock = 64
 
-    init(b: Int, h: Int, hkv: Int, tq: Int, tk: Int, d: Int, p: Float, rng: RandomGenerator?) {
+    init(b: Int, h: Int, hkv: Int, tq: Int, tk: Int, d: Int, scale: Float? = nil, window: Int? = nil, p: Float, rng: RandomGenerator?) {
         precondition(p >= 0 && p < 1, "attention: dropout \(p) outside [0, 1)")
+        precondition(window.map { $0 > 0 } ?? true, "attention: window \(window ?? 0) must be positive")
         precondition(p == 0 || rng != nil, "attention: dropout needs a random generator")
         (self.b, self.h, self.hkv, self.tq, self.tk, self.d) = (b, h, hkv, tq, tk, d)
         group = h / hkv
         start = tk - tq
-        scale = 1 / Float(d).squareRoot()
+        self.scale = scale ?? 1 / Float(d).squareRoot()
+        self.window = window
         probs = Tensor(uninitialized: [b, h, tq, tk])
         if p > 0, let rng {
             let m = Tensor(uninitialized: [b, h, tq, tk]), keep = 1 / (1 - p)
@@ -109,6 +182,12 @@ final class AttentionKernel {
     }
     private var blocks: Int { (tq + Self.rowBlock - 1) / Self.rowBlock }
 
+    /// Keys row i sees: first ..< seen.
+    @inline(__always) private func visible(_ i: Int) -> (first: Int, seen: Int) {
+        let seen = start + i + 1
+        return (window.map { max(0, seen - $0) } ?? 0, seen)
+    }
+
     /// Calls body(batch, kv head, query head, index of the query head's P, scratch) for the heads
     /// of each kv head, with kv heads spread over the threads; each thread gets `scratch` floats.
     @inline(__always)
@@ -124,18 +203,28 @@ final class AttentionKernel {
 
     func forward(_ q: UnsafePointer<Float>, _ qL: AttentionLayout, _ k: UnsafePointer<Float>, _ kL: AttentionLayout,
                  _ v: UnsafePointer<Float>, _ vL: AttentionLayout, _ out: UnsafeMutablePointer<Float>, _ oL: AttentionLayout) {
-        let (tq, tk, d, start) = (self.tq, self.tk, self.d, self.start)
-        forEachHead { bi, j, head, ph, _ in
+        Parallel.forEachChunk(b * hkv, grain: 1) { kvRange in
+            for kv in kvRange { forwardKVHead(kv / hkv, kv % hkv, q, qL, k, kL, v, vL, out, oL) }
+        }
+    }
+
+    /// The forward pass for the query heads that share key/value head j of batch row bi.
+    func forwardKVHead(_ bi: Int, _ j: Int, _ q: UnsafePointer<Float>, _ qL: AttentionLayout, _ k: UnsafePointer<Float>, _ kL: AttentionLayout,
+                       _ v: UnsafePointer<Float>, _ vL: AttentionLayout, _ out: UnsafeMutablePointer<Float>, _ oL: AttentionLayout) {
+        let (tq, tk, d) = (self.tq, self.tk, self.d)
+        for head in (j * group)..<((j + 1) * group) {
+            let ph = bi * h + head
             let qh = q + qL.head(bi, head), kh = k + kL.head(bi, j), vh = v + vL.head(bi, j), oh = out + oL.head(bi, head)
             let pp = probs.data + ph * tq * tk
             for blk in 0..<blocks {
                 let (r0, r1, n) = rows(blk)
-                // S rows r0..<r1 (cols 0..<n) = q[r0..<r1] · k[0..<n]ᵀ / √D
+                // S rows r0..<r1 (cols 0..<n) = q[r0..<r1] · k[0..<n]ᵀ · scale
                 BLAS.sgemm(transposeA: false, transposeB: true, m: r1 - r0, n: n, k: d, alpha: scale,
                            qh + r0 * qL.rowStride, lda: qL.rowStride, kh, ldb: kL.rowStride, pp + r0 * tk, ldc: tk)
                 for i in r0..<r1 {
-                    let row = pp + i * tk, seen = start + i + 1
-                    softmaxRow(row, row, seen)
+                    let row = pp + i * tk, (first, seen) = visible(i)
+                    softmaxRow(row + first, row + first, seen - first)
+                    row.update(repeating: 0, count: first)
                     (row + seen).update(repeating: 0, count: tk - seen)
                 }
                 var weights = UnsafePointer(pp)
@@ -156,7 +245,7 @@ final class AttentionKernel {
                   _ q: UnsafePointer<Float>, _ dq: UnsafeMutablePointer<Float>, _ qL: AttentionLayout,
                   _ k: UnsafePointer<Float>, _ dk: UnsafeMutablePointer<Float>, _ kL: AttentionLayout,
                   _ v: UnsafePointer<Float>, _ dv: UnsafeMutablePointer<Float>, _ vL: AttentionLayout) {
-        let (tq, tk, d, start, scale) = (self.tq, self.tk, self.d, self.start, self.scale)
+        let (tq, tk, d, scale) = (self.tq, self.tk, self.d, self.scale)
         let rowBlock = Self.rowBlock
         forEachHead(scratch: rowBlock * tk) { bi, j, head, ph, dp in      // dp: dP for one block of rows
             let gh = g + gL.head(bi, head), qh = q + qL.head(bi, head), dqh = dq + qL.head(bi, head)
@@ -174,10 +263,11 @@ final class AttentionKernel {
                 BLAS.sgemm(transposeA: false, transposeB: true, m: m, n: n, k: d, gh + r0 * gL.rowStride, lda: gL.rowStride,
                            vh, ldb: vL.rowStride, dp, ldc: tk)
                 for i in r0..<r1 {
-                    let pr = pp + i * tk, dr = dp + (i - r0) * tk, seen = start + i + 1
-                    if let mh { for c in 0..<seen { dr[c] *= mh[i * tk + c] } }
-                    let dot = vdot(pr, dr, seen)
-                    for c in 0..<seen { dr[c] = pr[c] * (dr[c] - dot) * scale }
+                    let pr = pp + i * tk, dr = dp + (i - r0) * tk, (first, seen) = visible(i)
+                    if let mh { for c in first..<seen { dr[c] *= mh[i * tk + c] } }
+                    let dot = vdot(pr + first, dr + first, seen - first)
+                    for c in first..<seen { dr[c] = pr[c] * (dr[c] - dot) * scale }
+                    dr.update(repeating: 0, count: first)
                     (dr + seen).update(repeating: 0, count: n - seen)
                 }
                 // dq[r0..<r1] = dS (m, n) · k[0..<n];  dk[0..<n] += dSᵀ (n, m) · q[r0..<r1]
@@ -188,22 +278,4 @@ final class AttentionKernel {
             }
         }
     }
-}
-
-/// Inference against a key/value cache (no autograd): q (B, H, Tq, D); keys and values
-/// (B, Hkv, capacity, D) whose first `length` positions are filled (length ≥ Tq; the last Tq of
-/// them belong to the queries). → (B, H, Tq, D).
-public func causalAttention(_ q: Tensor, keys: Tensor, values: Tensor, length: Int) -> Tensor {
-    guard q.rank == 4, keys.rank == 4, keys.shape == values.shape, q.shape[0] == keys.shape[0], q.shape[3] == keys.shape[3],
-          keys.shape[1] > 0, q.shape[1] % keys.shape[1] == 0, length >= q.shape[2], length <= keys.shape[2] else {
-        fatalError(ShapeError(op: "attention (cached)", q.shape, keys.shape).description)
-    }
-    let (b, h, tq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-    let (hkv, capacity) = (keys.shape[1], keys.shape[2])
-    let qL = AttentionLayout(rowStride: d, batchStride: h * tq * d, headStride: tq * d, offset: 0)
-    let kvL = AttentionLayout(rowStride: d, batchStride: hkv * capacity * d, headStride: capacity * d, offset: 0)
-    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: tq, tk: length, d: d, p: 0, rng: nil)
-    let out = Tensor(uninitialized: [b, h, tq, d])
-    kernel.forward(q.data, qL, keys.data, kvL, values.data, kvL, out.data, qL)
-    return out
 }

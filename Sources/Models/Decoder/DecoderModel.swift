@@ -1,0 +1,149 @@
+import Foundation
+import NN
+import Tensors
+
+/// The decoder-only transformer, written once for every architecture (`DecoderConfig` says which
+/// parts it has). Reads top to bottom:
+///
+///   ids (N) → embedTokens (N, C) [× scale] [+ embedPositions] → layers → norm → head → logits
+///
+/// Token rows are flat: N = B·T for a rectangular batch (training), or the sum of every
+/// sequence's new tokens for a ragged one (inference), each sequence continuing its own cache.
+/// `GPT` and `Llama` are this class with their configs and weight names.
+open class DecoderModel: Module, TrainableModel {
+    public let spec: DecoderConfig
+    public var embedTokens: any TokenEmbedding               // (V, C)
+    public var embedPositions: (any TokenEmbedding)?         // (context, C): learned positions
+    public var layers: [DecoderLayer]
+    public var norm: any NormLayer
+    public var lmHead: (any LinearLayer)?                    // (V, C) when not tied
+    var embeddingDropout: Dropout
+    /// RoPE's inverse frequencies (D/2), a buffer: shown by `namedBuffers`, never loaded.
+    let ropeInverseFrequencies: Buffer?
+    /// The generator the dropout layers draw from (saved in checkpoints for exact resumes).
+    public let rng: RandomGenerator
+
+    public init(spec: DecoderConfig, embedTokens: any TokenEmbedding, embedPositions: (any TokenEmbedding)?, layers: [DecoderLayer],
+                norm: any NormLayer, lmHead: (any LinearLayer)?, rng: RandomGenerator) {
+        self.spec = spec
+        self.embedTokens = embedTokens
+        self.embedPositions = embedPositions
+        self.layers = layers
+        self.norm = norm
+        self.lmHead = lmHead
+        self.rng = rng
+        embeddingDropout = Dropout(spec.dropout, rng: rng)
+        ropeInverseFrequencies = spec.positions == .rotary ? Buffer(Tensor(spec.ropeFrequencies)) : nil
+    }
+
+    public var vocabularySize: Int { spec.vocabularySize }
+    public var contextLength: Int { spec.contextLength }
+    open var architecture: String { "decoder" }
+    open var summary: String {
+        "\(architecture), \(spec.layers) layers, \(spec.embedding) wide, \(spec.heads) heads / \(spec.kvHeads) kv, vocab \(spec.vocabularySize)"
+    }
+
+    /// Writes the model as a folder of its own format (config + safetensors).
+    open func save(to folder: String) throws { throw ModelError.weights("\(architecture) models cannot be saved as a folder") }
+
+    /// Whether attention rounds to F16 as llama.cpp does (GGUF models).
+    public var halfPrecisionAttention: Bool {
+        get { layers.first?.attention.halfPrecision ?? false }
+        set { for l in layers { l.attention.halfPrecision = newValue } }
+    }
+
+    // MARK: Forward
+
+    /// The residual stream after the last layer, before the final norm: (N, C).
+    func hidden(_ ids: [Int32], _ pass: ForwardPass) -> Tensor {
+        var x = embedTokens(ids, shape: nil)                                    // (N, C)
+        if let s = spec.embeddingScale { x = x * s }
+        if let table = embedPositions { x = x + table(pass.positions.map { Int32($0) }, shape: nil) }   // (N, C)
+        x = embeddingDropout(x)
+        for (i, layer) in layers.enumerated() { x = layer(x, pass, index: i) }   // (N, C)
+        return x
+    }
+
+    /// Final hidden states → logits: (R, C) → (R, V).
+    func head(_ x: Tensor) -> Tensor {
+        let h = norm(x)
+        return lmHead.map { $0(h) } ?? embedTokens.project(h)
+    }
+
+    public func logits(_ ids: [Int32], batch: Int, length: Int) throws(ModelError) -> Tensor {
+        guard batch > 0, length > 0, ids.count == batch * length else {
+            throw .input("\(ids.count) ids do not make a batch of \(batch) × \(length)")
+        }
+        guard length <= contextLength else { throw .input("\(length) positions exceed the context of \(contextLength)") }
+        try checkIds(ids, what: "ids")
+        let pass = ForwardPass(positions: (0..<ids.count).map { $0 % length }, batching: .rectangular(batch: batch))
+        return head(hidden(ids, pass)).reshaped(batch, length, vocabularySize)  // (B, T, V)
+    }
+
+    public func loss(_ ids: [Int32], targets: [Int32], batch: Int, length: Int) throws(ModelError) -> Tensor {
+        guard targets.count == ids.count else { throw .input("\(targets.count) targets for \(ids.count) ids") }
+        for (i, t) in targets.enumerated() where t != defaultIgnoreIndex && (t < 0 || Int(t) >= vocabularySize) {
+            throw .input("target \(t) at position \(i) is outside the vocabulary (0..<\(vocabularySize))")
+        }
+        return try logits(ids, batch: batch, length: length).reshaped(batch * length, vocabularySize).crossEntropy(targets: targets)
+    }
+
+    public func forward(_ batch: [SequenceInput]) throws(ModelError) -> Tensor {
+        guard !batch.isEmpty else { throw .input("an empty batch") }
+        var ids: [Int32] = [], positions: [Int] = [], segments: [CachedSegment] = [], wanted: [Int32] = []
+        var owners: [ObjectIdentifier: Int] = [:]
+        for (i, s) in batch.enumerated() {
+            let n = s.tokens.count, start = s.cache.length
+            guard n > 0 else { throw .input("sequence \(i) of the batch has no tokens") }
+            if let j = owners.updateValue(i, forKey: ObjectIdentifier(s.cache)) {
+                throw .input("sequences \(j) and \(i) of the batch share one cache")
+            }
+            guard s.cache.layers.count == layers.count else {
+                throw .input("sequence \(i): its cache has \(s.cache.layers.count) layers, the model \(layers.count)")
+            }
+            let limit = min(s.cache.capacity, contextLength)
+            guard start + n <= limit else {
+                throw .input("sequence \(i): \(start) cached + \(n) new positions exceed the \(limit) it can hold (context \(contextLength))")
+            }
+            try checkIds(s.tokens, what: "sequence \(i)")
+            let row = ids.count
+            ids += s.tokens
+            positions += start..<(start + n)
+            segments.append(CachedSegment(row: row, count: n, cache: s.cache))
+            switch s.logits {
+            case .last: wanted.append(Int32(row + n - 1))
+            case .all: wanted += (row..<(row + n)).map { Int32($0) }
+            case .none: break
+            }
+        }
+        let pass = ForwardPass(positions: positions, batching: .cached(segments))
+        return withNoGrad {
+            let x = hidden(ids, pass)                                            // (N, C)
+            for seg in segments { seg.cache.length += seg.count }
+            if wanted.isEmpty { return Tensor.zeros([0, vocabularySize]) }
+            let rows = wanted.count == ids.count ? x : x.gatherRows(wanted)      // (R, C)
+            return head(rows)                                                    // (R, V)
+        }
+    }
+
+    /// An empty cache for one sequence: a full cache per global layer and, unless
+    /// `slidingWindows` is false, a sliding-window cache per local one.
+    public func makeCache(capacity: Int? = nil) -> KVCache { makeCache(capacity: capacity, slidingWindows: true) }
+
+    public func makeCache(capacity: Int?, slidingWindows: Bool) -> KVCache {
+        let cap = min(capacity ?? contextLength, contextLength)
+        let width = spec.kvHeads * spec.headSize
+        let perLayer: [any LayerCache] = (0..<spec.layers).map { i in
+            if slidingWindows, let w = spec.window(ofLayer: i), w < cap { return SlidingWindowLayerCache(width: width, window: w) }
+            return FullLayerCache(width: width, capacity: cap)
+        }
+        return KVCache(layers: perLayer, capacity: cap)
+    }
+
+    /// Every id must be a row of the embedding table; the error names the first that is not.
+    func checkIds(_ ids: [Int32], what: String) throws(ModelError) {
+        for (i, id) in ids.enumerated() where id < 0 || Int(id) >= vocabularySize {
+            throw .input("\(what): id \(id) at position \(i) is outside the vocabulary (0..<\(vocabularySize))")
+        }
+    }
+}
