@@ -41,9 +41,8 @@ public struct Generator {
         let v = model.vocabularySize
         model.eval()
         var stats = Stats()
-        let model = self.model, stopIds = self.stopIds
-        var sampler = self.sampler
-        defer { self.stats = stats; self.sampler = sampler }
+        let model = self.model, stopIds = self.stopIds, sampler = self.sampler     // (its generator advances in place)
+        defer { self.stats = stats }
         return try withNoGrad { () throws -> [Int32] in
             var out: [Int32] = []
             let cache = external ?? (useCache ? model.makeCache(capacity: nil) : nil)

@@ -37,10 +37,12 @@ struct Train: ParsableCommand {
     @Option var seed: UInt64 = 1337
     @Option(help: "Run folder (checkpoints, log.jsonl, loss.svg).") var out: String = "runs/latest"
     @Option(help: "Resume the run in this folder from its checkpoint.") var resume: String?
+    @Option(help: "Stop after this step with a checkpoint, keeping the schedule of --steps (continue later with --resume).") var stopAfter: Int?
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         global.apply()
+        if let stopAfter, stopAfter <= 0 { throw CLIError("--stop-after \(stopAfter): expected a positive step") }
         let runDir = resume ?? out
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         let trainer: Trainer, tok: Tokenizer?, tokenizerRef: String
@@ -159,13 +161,14 @@ struct Train: ParsableCommand {
         let started = Date()
         let firstStep = trainer.step
         var lastVal: Float?
-        while trainer.step < o.steps {
+        let last = min(o.steps, stopAfter ?? o.steps)
+        while trainer.step < last {
             var s: StepStats
             do { s = try trainer.trainStep() } catch let e as TrainingError {
                 FileHandle.standardError.write(Data("\n".utf8))
                 throw CLIError(e.description)
             }
-            let isEval = s.step % o.evalEvery == 0 || s.step == o.steps
+            let isEval = s.step % o.evalEvery == 0 || s.step == last
             if isEval { lastVal = try trainer.evaluate(); s.valLoss = lastVal }
             try log.append(s)
             let elapsed = Date().timeIntervalSince(started), done = s.step - firstStep
@@ -183,6 +186,7 @@ struct Train: ParsableCommand {
                 print("\n  sample: " + sample(trainer.model).replacingOccurrences(of: "\n", with: "\n          "))
             }
         }
+        if trainer.step < o.steps { print("stopped at step \(trainer.step) of \(o.steps); continue with --resume \(runDir)") }
         print("done: \(trainer.step) steps, \(grouped(trainer.tokensSeen)) tokens; checkpoint in \(Checkpoint.folder(runDir)), log \(runDir)/log.jsonl, plot \(runDir)/loss.svg")
     }
 }

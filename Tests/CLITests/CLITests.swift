@@ -152,6 +152,48 @@ import Testing
     }
 }
 
+@Suite struct LlamaTraining {
+    static func losses(_ run: String) throws -> [Double] {
+        try String(contentsOfFile: run + "/log.jsonl", encoding: .utf8).split(separator: "\n").map {
+            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["loss"] as! Double
+        }
+    }
+
+    /// `llm train --arch llama` lowers the loss, and a run stopped and resumed logs exactly the
+    /// losses of one that never stopped; the run then generates and exports as an HF Llama folder.
+    @Test func trainResumeGenerateExport() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("llama-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data(String(repeating: "the cat sat on the mat. the dog sat on the log. ", count: 60).utf8).write(to: URL(fileURLWithPath: dir + "/t.txt"))
+        let common = ["--arch", "llama", "--kv-heads", "2", "--data", dir + "/t.txt", "--tokenizer", "char", "--config", "mini", "--context", "16",
+                      "--batch", "4", "--lr", "3e-3", "--warmup", "2", "--eval-every", "10"]
+        let straight = try CommandLine.run(["train"] + common + ["--steps", "20", "--out", dir + "/straight"])
+        #expect(straight.status == 0, "\(straight.err)")
+        #expect(String(decoding: straight.out, as: UTF8.self).contains("Llama, 2 layers, 128 wide, 4 heads / 2 kv"))
+        let straightLosses = try Self.losses(dir + "/straight")
+        #expect(straightLosses.count == 20 && straightLosses.suffix(3).reduce(0, +) < straightLosses.prefix(3).reduce(0, +) - 1)
+        let runA = dir + "/a"
+        let cut = try CommandLine.run(["train"] + common + ["--steps", "20", "--stop-after", "7", "--out", runA])
+        #expect(cut.status == 0 && String(decoding: cut.out, as: UTF8.self).contains("stopped at step 7 of 20"))
+        let resumed = try CommandLine.run(["train", "--resume", runA])
+        #expect(resumed.status == 0, "\(resumed.err)")
+        #expect(try Self.losses(runA) == straightLosses)
+        let gen = try CommandLine.run(["generate", "--model", runA, "--prompt", "the c", "--max-new-tokens", "8", "--temperature", "0"])
+        #expect(gen.status == 0, "\(gen.err)")
+        let export = try CommandLine.run(["export", "--model", runA, "--format", "hf", "--output", dir + "/hf"])
+        #expect(export.status == 0 && String(decoding: export.out, as: UTF8.self).contains("LlamaForCausalLM"), "\(export.err)")
+        let a = try CommandLine.run(["logits", "--model", dir + "/hf", "--ids", "1 2 3", "--json"])
+        let b = try CommandLine.run(["logits", "--model", runA, "--ids", "1 2 3", "--json"])
+        #expect(a.status == 0 && a.out == b.out)
+        for (args, message) in [(["--arch", "bert"], "--arch bert: expected gpt or llama"),
+                                (["--arch", "llama", "--kv-heads", "3"], "--kv-heads 3: the head count 4 must be a multiple of it"),
+                                (["--kv-heads", "2"], "--kv-heads is for --arch llama")] {
+            let bad = try CommandLine.run(["train", "--data", dir + "/t.txt", "--tokenizer", "char", "--config", "mini", "--steps", "1", "--out", dir + "/bad"] + args)
+            #expect(bad.status == 1 && bad.err.contains(message), "\(args): \(bad.err)")
+        }
+    }
+}
+
 @Suite struct CharacterLevelTraining {
     @Test func trainAndGenerateWithCharacters() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("char-\(UUID())").path

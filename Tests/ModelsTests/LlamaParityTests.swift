@@ -122,6 +122,38 @@ import Tokenization
     }
 }
 
+/// Mistral (Llama with sliding-window attention) against transformers (fixtures from
+/// scripts/fixtures/make_mistral_fixtures.py): a window of 8 positions, the query's own included.
+@Suite struct MistralParity {
+    static let folder = GPTParity.fixtures.appendingPathComponent("mistral-tiny")
+    static let reference = try! JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("reference.json"))) as! [String: Any]
+
+    @Test func slidingWindowLogitsAndGreedyMatchTransformers() throws {
+        let model = try HuggingFaceLlama.load(folder: Self.folder.path)
+        model.eval()
+        #expect(model.config.slidingWindow == 8 && model.spec.window(ofLayer: 1) == 8 && model.lmHead != nil)
+        let ids = (Self.reference["input_ids"] as! [Int]).map(Int32.init)
+        let logits = try withNoGrad { try model.logits(ids, batch: 1, length: ids.count) }
+        let diff = LlamaParity.maxDifference(logits, Self.reference["logits"])
+        #expect(diff <= 1e-4, "max |Δlogit| \(diff)")
+        // The same weights without the window give transformers' unwindowed logits.
+        var plain = model.config
+        plain.slidingWindow = nil
+        let unwindowed = LlamaParity.variant(model, config: plain)
+        #expect(LlamaParity.maxDifference(try unwindowed.logits(ids, batch: 1, length: ids.count), Self.reference["logits_without_window"]) <= 1e-4)
+        // Greedy through the sliding-window cache (it holds at most 7 old positions).
+        let greedy = Self.reference["greedy"] as! [String: Any]
+        let prompt = (greedy["prompt"] as! [Int]).map(Int32.init), want = (greedy["ids"] as! [Int]).map(Int32.init)
+        #expect(try greedyContinuation(model, prompt: prompt, count: want.count) == want)
+        // Saved and loaded back, it is still a Mistral with its window.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mistral-\(UUID())").path
+        try model.save(to: dir)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/config.json"))) as! [String: Any]
+        #expect(config["model_type"] as? String == "mistral" && config["sliding_window"] as? Int == 8)
+        #expect(try HuggingFaceLlama.load(folder: dir).config == model.config)
+    }
+}
+
 /// The argmax continuation of `prompt`, fed token by token through the KV cache.
 func greedyContinuation(_ model: Llama, prompt: [Int32], count: Int) throws -> [Int32] {
     let cache = model.makeCache(capacity: prompt.count + count)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import Tensors
 
@@ -57,6 +58,10 @@ import Tensors
             return GradCheck.run([q, k, v], eps: 1e-3) { causalAttention(q, k, v, dropout: 0.3, rng: RandomGenerator(seed: 5)) } }),
         ("attention packed q/k/v", { let qkv = r([2, 5, 24])        // 2 heads + 2 kv heads of size 4, as q | k | v
             return GradCheck.run([qkv], eps: 1e-3) { causalAttention(packed: qkv, heads: 4, kvHeads: 2) } }),
+        ("attention rows, GQA, window, scale", { let q = r([2 * 6, 4 * 3]), k = r([2 * 6, 2 * 3]), v = r([2 * 6, 2 * 3])
+            return GradCheck.run([q, k, v], eps: 1e-3) { causalAttention(rows: q, k, v, batch: 2, heads: 4, kvHeads: 2, scale: 0.4, window: 3) } }),
+        ("rope at given positions", { let x = r([5, 2 * 4]); let rope = RotaryEmbedding(headSize: 4, invFreq: [1, 0.1], pairing: .adjacent)
+            return GradCheck.run([x], eps: 1e-3) { x.rope(rope, positions: [9, 0, 3, 3, 17]) } }),
         ("dropout", { let x = r([4, 6]); return GradCheck.run([x]) { x.dropout(0.5, rng: RandomGenerator(seed: 3)) } }),
         ("embedding", { let w = r([6, 3]); return GradCheck.run([w]) { w.gatherRows([1, 4, 1, 0], shape: [2, 2]) } }),
         ("concat", { let a = r([2, 3]), b = r([2, 2]); return GradCheck.run([a, b]) { Tensor.concat([a, b], axis: 1) } }),
@@ -75,5 +80,48 @@ import Tensors
         let check = Self.checks.first { $0.0 == name }!.1
         let result = Self.$rng.withValue(RandomGenerator(seed: 42)) { check() }
         #expect(result.maxError < 5e-3, "\(name): \(result)")
+    }
+}
+
+/// The attention layouts against a plain computation: softmax(q·kᵀ·scale + mask)·v with the mask
+/// written out element by element (causal, and a window of W keys counting the query's own).
+@Suite struct AttentionLayouts {
+    static func naive(_ q: [Float], _ k: [Float], _ v: [Float], t: Int, h: Int, hkv: Int, d: Int, scale: Float, window: Int?) -> [Float] {
+        var out = [Float](repeating: 0, count: t * h * d)
+        for head in 0..<h {
+            let j = head / (h / hkv)
+            for i in 0..<t {
+                var s = [Double](repeating: -.infinity, count: t)
+                for c in 0...i where window.map({ i - c < $0 }) ?? true {
+                    var dot: Double = 0
+                    for e in 0..<d { dot += Double(q[(i * h + head) * d + e]) * Double(k[(c * hkv + j) * d + e]) }
+                    s[c] = dot * Double(scale)
+                }
+                let m = s.max()!, z = s.map { exp($0 - m) }.reduce(0, +)
+                for e in 0..<d {
+                    var acc: Double = 0
+                    for c in 0..<t where s[c] > -.infinity { acc += exp(s[c] - m) / z * Double(v[(c * hkv + j) * d + e]) }
+                    out[(i * h + head) * d + e] = Float(acc)
+                }
+            }
+        }
+        return out
+    }
+
+    @Test(arguments: [nil, 1, 4, 100] as [Int?])
+    func rowsLayoutAndCachedSpansEqualThePlainComputation(_ window: Int?) {
+        let rng = RandomGenerator(seed: 3)
+        let (t, h, hkv, d) = (70, 4, 2, 8)            // more rows than one 64-row block
+        let q = Tensor.randn([t, h * d], rng: rng), k = Tensor.randn([t, hkv * d], rng: rng), v = Tensor.randn([t, hkv * d], rng: rng)
+        let want = Self.naive(q.scalars, k.scalars, v.scalars, t: t, h: h, hkv: hkv, d: d, scale: 0.3, window: window)
+        let rows = causalAttention(rows: q, k, v, batch: 1, heads: h, kvHeads: hkv, scale: 0.3, window: window).scalars
+        #expect(zip(rows, want).map { abs($0 - $1) }.max()! < 1e-5)
+        // The same queries as two cached spans over the same keys: the last 3 rows, then the
+        // 5 rows before them (keys up to each span's end).
+        let spans = [CachedAttentionSpan(row: t - 3, queries: 3, keys: UnsafePointer(k.data), values: UnsafePointer(v.data), length: t),
+                     CachedAttentionSpan(row: t - 8, queries: 5, keys: UnsafePointer(k.data), values: UnsafePointer(v.data), length: t - 3)]
+        let cached = cachedAttention(q: q, spans: spans, heads: h, kvHeads: hkv, scale: 0.3, window: window)
+        let from = (t - 8) * h * d
+        #expect(zip(cached.scalars[from...], want[from...]).map { abs($0 - $1) }.max()! < 1e-5)
     }
 }

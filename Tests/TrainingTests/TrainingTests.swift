@@ -46,28 +46,35 @@ import Training
         #expect(Array(x[1..<16]) == Array(y[0..<15]))                 // targets are inputs shifted by one
     }
 
-    /// Training N steps, checkpointing, resuming in a fresh model and training N more gives the same
-    /// losses and weights, bit for bit, as 2N steps in one go (dropout on, gradient accumulation on).
-    @Test func resumeIsExact() throws {
+    static let llamaConfig = LlamaConfig(vocabularySize: 64, contextLength: 32, embedding: 32, hidden: 64, layers: 2, heads: 4, kvHeads: 2,
+                                         tiedEmbeddings: true)
+
+    static func model(_ arch: String) -> any TrainableModel {
+        arch == "llama" ? Llama(llamaConfig, rng: RandomGenerator(seed: 1)) : GPT(config, rng: RandomGenerator(seed: 1))
+    }
+
+    /// Training N steps, checkpointing, resuming from the checkpoint folder alone and training N
+    /// more gives the same losses and weights, bit for bit, as 2N steps in one go (dropout on for
+    /// GPT, gradient accumulation on), for either architecture; and the loss goes down.
+    @Test(arguments: ["gpt", "llama"])
+    func resumeIsExact(_ arch: String) throws {
         let file = try Self.dataFile()
-        let straight = try Trainer(model: GPT(Self.config, rng: RandomGenerator(seed: 1)), data: file, options: Self.options(steps: 8))
+        let straight = try Trainer(model: Self.model(arch), data: file, options: Self.options(steps: 8))
         var straightLosses: [Float] = []
         for _ in 0..<8 { straightLosses.append(try straight.trainStep().loss) }
 
         let run = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID())").path
         try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
-        let first = try Trainer(model: GPT(Self.config, rng: RandomGenerator(seed: 1)), data: file, options: Self.options(steps: 8))
+        let first = try Trainer(model: Self.model(arch), data: file, options: Self.options(steps: 8))
         var losses: [Float] = []
         for _ in 0..<4 { losses.append(try first.trainStep().loss) }
         try Checkpoint.save(first, run: run, tokenizer: "none")
 
         let folder = try #require(Checkpoint.latest(run))
         let state = try Checkpoint.readState(folder)
-        let model = try HuggingFaceGPT2.load(folder: folder)
-        var configWithDropout = model.config
-        configWithDropout.dropout = Self.config.dropout
-        let resumedModel = GPT(configWithDropout, rng: RandomGenerator(seed: 99))
-        try resumedModel.load(Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.name, $0.tensor) }))
+        #expect(state.architecture == arch)
+        let resumedModel = try ModelFolder.load(folder)
+        #expect(resumedModel.architecture == arch)
         let second = try Trainer(model: resumedModel, data: file, options: state.options)
         try Checkpoint.restore(second, from: folder, state: state)
         for _ in 0..<4 { losses.append(try second.trainStep().loss) }

@@ -107,8 +107,9 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode("llama", forKey: .modelType)
-        try c.encode(["LlamaForCausalLM"], forKey: .architectures)
+        // A sliding window is Mistral's: transformers' Llama would ignore it.
+        try c.encode(slidingWindow == nil ? "llama" : "mistral", forKey: .modelType)
+        try c.encode([slidingWindow == nil ? "LlamaForCausalLM" : "MistralForCausalLM"], forKey: .architectures)
         try c.encode(vocabularySize, forKey: .vocabularySize)
         try c.encode(contextLength, forKey: .contextLength)
         try c.encode(embedding, forKey: .embedding)
