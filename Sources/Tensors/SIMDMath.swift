@@ -90,6 +90,20 @@ func vdot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Flo
     return s
 }
 
+/// y += a·x over n floats.
+@inline(__always)
+func vaxpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+    let va = Float16x(repeating: a)
+    var i = 0
+    while i + 16 <= n {
+        var acc = load16(y + i)
+        acc.addProduct(va, load16(x + i))
+        store16(acc, y + i)
+        i += 16
+    }
+    while i < n { y[i] += a * x[i]; i += 1 }
+}
+
 /// Largest of n ≥ 1 floats.
 @inline(__always)
 func vmax(_ p: UnsafePointer<Float>, _ n: Int) -> Float {

@@ -61,6 +61,56 @@ extension Bench {
 }
 
 extension Bench {
+    /// `llm bench batch`: decoding many sequences at once (one forward pass per step for all of
+    /// them, as a server batches requests) against one sequence alone, in tokens per second.
+    struct BatchSpeed: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "batch", abstract: "Aggregate decode tok/s of N sequences batched vs one sequence.")
+        @Option(help: "A GGUF file or a model folder.") var model: String
+        @Option(help: "Sequences decoded together.") var sequences = 8
+        @Option(help: "Prompt tokens per sequence (random ids; not timed).") var promptTokens = 16
+        @Option(help: "Tokens generated per sequence (timed).") var genTokens = 64
+        @Option(help: "Runs of each (the best is reported).") var repetitions = 3
+        @Flag(help: "Print {\"single_tok_s\", \"batched_tok_s\", \"sequences\"} and nothing else.") var json = false
+        @OptionGroup var numerics: ArithmeticOption
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            global.apply()
+            guard sequences > 0, promptTokens > 0, genTokens > 0, repetitions > 0 else {
+                throw CLIError("--sequences, --prompt-tokens, --gen-tokens and --repetitions must be positive")
+            }
+            let loaded = try loadLanguageModel(model, arithmetic: numerics.value())
+            let lm = loaded.model
+            guard promptTokens + genTokens < lm.contextLength else { throw CLIError("--prompt-tokens + --gen-tokens must fit the context (\(lm.contextLength))") }
+            let rng = RandomGenerator(seed: 1)
+            /// Seconds to decode genTokens tokens for each of n sequences, after their prefill.
+            func decode(_ n: Int) throws -> Double {
+                let engine = BatchGenerator(model: lm)
+                for _ in 0..<n {
+                    let prompt = (0..<promptTokens).map { _ in Int32(rng.next() % UInt64(lm.vocabularySize)) }
+                    try engine.add(.init(prompt: prompt, maxNewTokens: genTokens + 1))
+                }
+                _ = try engine.step()                                    // prefill, and each sequence's first token
+                let t0 = Date()
+                for _ in 0..<genTokens { _ = try engine.step() }
+                return Date().timeIntervalSince(t0)
+            }
+            _ = try decode(1); _ = try decode(sequences)                 // warm-up
+            var single = Double.infinity, batched = Double.infinity
+            for _ in 0..<repetitions {
+                single = min(single, try decode(1))
+                batched = min(batched, try decode(sequences))
+            }
+            let singleRate = Double(genTokens) / single, batchedRate = Double(genTokens * sequences) / batched
+            if json {
+                print("{\"single_tok_s\": \(singleRate), \"batched_tok_s\": \(batchedRate), \"sequences\": \(sequences)}")
+            } else {
+                print(loaded.summary)
+                print("threads \(Parallel.threads) · 1 sequence: \(String(format: "%.1f", singleRate)) tok/s · \(sequences) sequences: \(String(format: "%.1f", batchedRate)) tok/s in all (\(String(format: "%.2f", batchedRate / singleRate))x)")
+            }
+        }
+    }
+
     /// `llm bench quant`: matrix-vector speed of each weight format (GB/s of weights read).
     struct QuantSpeed: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "quant", abstract: "Matrix-vector GB/s of weights for each block format.")

@@ -216,6 +216,19 @@ final class AttentionKernel {
             let ph = bi * h + head
             let qh = q + qL.head(bi, head), kh = k + kL.head(bi, j), vh = v + vL.head(bi, j), oh = out + oL.head(bi, head)
             let pp = probs.data + ph * tq * tk
+            if tq <= 4 && mask == nil {
+                // A few queries (decoding): dot products and weighted sums directly, no BLAS calls.
+                for i in 0..<tq {
+                    let row = pp + i * tk, (first, seen) = visible(i), qi = qh + i * qL.rowStride, oi = oh + i * oL.rowStride
+                    for c in first..<seen { row[c] = vdot(qi, kh + c * kL.rowStride, d) * scale }
+                    softmaxRow(row + first, row + first, seen - first)
+                    row.update(repeating: 0, count: first)
+                    (row + seen).update(repeating: 0, count: tk - seen)
+                    oi.update(repeating: 0, count: d)
+                    for c in first..<seen { vaxpy(row[c], vh + c * vL.rowStride, oi, d) }
+                }
+                continue
+            }
             for blk in 0..<blocks {
                 let (r0, r1, n) = rows(blk)
                 // S rows r0..<r1 (cols 0..<n) = q[r0..<r1] · k[0..<n]ᵀ · scale

@@ -248,7 +248,9 @@ func quantizeActivations(_ v: UnsafePointer<Float>, _ q: UnsafeMutablePointer<In
 public func linearGGML(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
     let inputs = x.count / max(w.cols, 1)
     let blockFormat = w.type == .q4_0 || w.type == .q4_1 || w.type == .q8_0
-    if int8KernelsAvailable && blockFormat && inputs <= 4 && !x.requiresGrad {
+    // Up to 16 rows (a batch of sequences decoding one token each), the integer kernel streams each
+    // weight row once for all of them; more rows (a prompt) go through dequantized panels + sgemm.
+    if int8KernelsAvailable && blockFormat && inputs <= 16 && !x.requiresGrad {
         guard x.rank >= 1, x.shape[x.rank - 1] == w.cols else {
             fatalError(ShapeError(op: "linear (\(w.type.name))", x.shape, w.shape).description)
         }

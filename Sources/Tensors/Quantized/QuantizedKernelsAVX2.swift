@@ -12,6 +12,7 @@ import CSIMD
 ///     Q8_0: y = Σ_b d_w·d_x·(q_w·q)
 /// The integer sums are exact, so this equals the float path over rounded activations up to the
 /// order of float additions, at a third of the instructions per block.
+
 func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix, _ y: UnsafeMutablePointer<Float>) {
     let cols = w.cols, nb = cols / 32
     // The inputs as 8-bit blocks: values, scales d (F16-rounded), block sums s = F16(d·Σq), Σq.
@@ -27,52 +28,125 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
         sumq[i] = sum
     }
     let raw = UnsafeRawPointer(qx)
-    let ones = _mm256_set1_epi16(1)
+    // Input rows go in groups of 8, 4 or 1 (a batch of sequences decoding together): each weight
+    // block is unpacked once per group, whose sums stay in registers. Q4_1's block sums are also
+    // laid out lane by lane (group member i of block b at [b·8 + i]) so its offset terms add as
+    // one vector.
+    /// Size of the group that starts at input g: 8, 4 or 1.
+    @inline(__always) func groupSize(_ g: Int) -> Int { inputs - g >= 8 ? 8 : inputs - g >= 4 ? 4 : 1 }
+    var groupCount = 0, g = 0
+    while g < inputs { g += groupSize(g); groupCount += 1 }
+    let sT = UnsafeMutablePointer<Float>.allocate(capacity: groupCount * nb * 8)
+    defer { sT.deallocate() }
+    sT.update(repeating: 0, count: groupCount * nb * 8)
+    g = 0
+    for k in 0..<groupCount {
+        let n = groupSize(g)
+        for i in 0..<n { for b in 0..<nb { sT[(k * nb + b) * 8 + i] = sx[(g + i) * nb + b] } }
+        g += n
+    }
+    // (The row loop below touches no arrays: per-row ARC traffic on a shared array costs more than
+    // the arithmetic when both threads do it.)
     Parallel.forEachChunk(w.rows, grain: 32) { rows in
         for r in rows {
             let row = w.bytes + r * w.rowBytes
-            for i in 0..<inputs {
-                let xq = raw + i * cols, di = dx + i * nb
-                var acc = _mm256_setzero_ps()
-                var extra: Float = 0
-                switch w.type {
-                case .q4_1:
-                    let si = sx + i * nb
-                    for b in 0..<nb {
-                        let blk = row + b * 20
-                        let wq = nibbles(blk + 4)
-                        let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-                        let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xb), ones)          // 8 × i32
-                        acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(blk) * di[b]), _mm256_cvtepi32_ps(dot), acc)
-                        extra += loadHalf(blk, 2) * si[b]
-                    }
-                case .q4_0:
-                    let qi = sumq + i * nb
-                    for b in 0..<nb {
-                        let blk = row + b * 18
-                        let wq = nibbles(blk + 2)
-                        let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-                        let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xb), ones)
-                        let scale = loadHalf(blk) * di[b]
-                        acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(dot), acc)
-                        extra -= scale * Float(8 * qi[b])
-                    }
-                case .q8_0:
-                    for b in 0..<nb {
-                        let blk = row + b * 34
-                        let wq = blk.loadUnaligned(fromByteOffset: 2, as: SIMD4<Int64>.self)
-                        let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-                        // |w| × (x with w's sign): the unsigned × signed form pmaddubsw needs.
-                        let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xb, wq)), ones)
-                        acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(blk) * di[b]), _mm256_cvtepi32_ps(dot), acc)
-                    }
-                default:
-                    preconditionFailure("quantizedGEMVInt8: \(w.type.name) is not a block format")
-                }
-                y[i * w.rows + r] = acc.sum() + extra
+            var g = 0, k = 0
+            while g < inputs {
+                let n = groupSize(g)
+                let sums = dotRow(row, w.type, nb: nb, n: n, raw + g * cols, cols: cols, dx + g * nb, sT + k * nb * 8, sumq + g * nb)
+                for i in 0..<n { y[(g + i) * w.rows + r] = sums[i] }
+                g += n; k += 1
             }
         }
     }
+}
+
+/// One weight row against n = 1, 4 or 8 quantized input rows: y_i = Σ_b d_w·d_i·(q_w·q_i) (+ the
+/// format's offset term), each accumulated block by block exactly as for a single row, so a
+/// sequence gets the same numbers batched or alone. The sums are separate registers; only the
+/// first n are computed (the branches are the same for the whole loop, which the compiler hoists).
+@inline(__always)
+private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, _ xq: UnsafeRawPointer, cols: Int,
+                    _ dx: UnsafePointer<Float>, _ sT: UnsafePointer<Float>, _ sumq: UnsafePointer<Int32>) -> SIMD8<Float> {
+    let ones = _mm256_set1_epi16(1)
+    let four = n >= 4, eight = n == 8
+    func input(_ i: Int) -> UnsafeRawPointer { xq + (i < n ? i * cols : 0) }
+    func at<T>(_ p: UnsafePointer<T>, _ i: Int) -> UnsafePointer<T> { p + (i < n ? i * nb : 0) }
+    let x0 = xq, x1 = input(1), x2 = input(2), x3 = input(3), x4 = input(4), x5 = input(5), x6 = input(6), x7 = input(7)
+    let d0 = dx, d1 = at(dx, 1), d2 = at(dx, 2), d3 = at(dx, 3), d4 = at(dx, 4), d5 = at(dx, 5), d6 = at(dx, 6), d7 = at(dx, 7)
+    var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
+    var e0: Float = 0, e1: Float = 0, e2: Float = 0, e3: Float = 0, e4: Float = 0, e5: Float = 0, e6: Float = 0, e7: Float = 0
+    var extra = _mm256_setzero_ps()                // Q4_1's offset terms, lane i for input i
+    @inline(__always) func term(_ wq: SIMD4<Int64>, _ x: UnsafeRawPointer, _ b: Int) -> SIMD8<Float> {
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wq, x.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)), ones))
+    }
+    // |w| × (x with w's sign): the unsigned × signed form pmaddubsw needs for Q8_0's signed weights.
+    @inline(__always) func signedTerm(_ wq: SIMD4<Int64>, _ absW: SIMD4<Int64>, _ x: UnsafeRawPointer, _ b: Int) -> SIMD8<Float> {
+        let xb = x.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
+        return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(absW, _mm256_sign_epi8(xb, wq)), ones))
+    }
+    switch type {
+    case .q4_1:
+        for b in 0..<nb {
+            let blk = row + b * 20
+            let wq = nibbles(blk + 4), dw = loadHalf(blk), mw = loadHalf(blk, 2)
+            extra = _mm256_add_ps(extra, _mm256_mul_ps(_mm256_set1_ps(mw), _mm256_loadu_ps(sT + b * 8)))     // + m_w·s_i
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d0[b]), term(wq, x0, b), a0)
+            if four {
+                a1 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d1[b]), term(wq, x1, b), a1)
+                a2 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d2[b]), term(wq, x2, b), a2)
+                a3 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d3[b]), term(wq, x3, b), a3)
+            }
+            if eight {
+                a4 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d4[b]), term(wq, x4, b), a4)
+                a5 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d5[b]), term(wq, x5, b), a5)
+                a6 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d6[b]), term(wq, x6, b), a6)
+                a7 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d7[b]), term(wq, x7, b), a7)
+            }
+        }
+    case .q4_0:
+        let q0 = sumq, q1 = at(sumq, 1), q2 = at(sumq, 2), q3 = at(sumq, 3), q4 = at(sumq, 4), q5 = at(sumq, 5), q6 = at(sumq, 6), q7 = at(sumq, 7)
+        for b in 0..<nb {
+            let blk = row + b * 18
+            let wq = nibbles(blk + 2), dw = loadHalf(blk)
+            let c0 = dw * d0[b], c1 = dw * d1[b], c2 = dw * d2[b], c3 = dw * d3[b]
+            let c4 = dw * d4[b], c5 = dw * d5[b], c6 = dw * d6[b], c7 = dw * d7[b]
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(c0), term(wq, x0, b), a0); e0 -= c0 * Float(8 * q0[b])
+            if four {
+                a1 = _mm256_fmadd_ps(_mm256_set1_ps(c1), term(wq, x1, b), a1); e1 -= c1 * Float(8 * q1[b])
+                a2 = _mm256_fmadd_ps(_mm256_set1_ps(c2), term(wq, x2, b), a2); e2 -= c2 * Float(8 * q2[b])
+                a3 = _mm256_fmadd_ps(_mm256_set1_ps(c3), term(wq, x3, b), a3); e3 -= c3 * Float(8 * q3[b])
+            }
+            if eight {
+                a4 = _mm256_fmadd_ps(_mm256_set1_ps(c4), term(wq, x4, b), a4); e4 -= c4 * Float(8 * q4[b])
+                a5 = _mm256_fmadd_ps(_mm256_set1_ps(c5), term(wq, x5, b), a5); e5 -= c5 * Float(8 * q5[b])
+                a6 = _mm256_fmadd_ps(_mm256_set1_ps(c6), term(wq, x6, b), a6); e6 -= c6 * Float(8 * q6[b])
+                a7 = _mm256_fmadd_ps(_mm256_set1_ps(c7), term(wq, x7, b), a7); e7 -= c7 * Float(8 * q7[b])
+            }
+        }
+    case .q8_0:
+        for b in 0..<nb {
+            let blk = row + b * 34
+            let wq = blk.loadUnaligned(fromByteOffset: 2, as: SIMD4<Int64>.self), dw = loadHalf(blk)
+            let absW = _mm256_sign_epi8(wq, wq)
+            a0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d0[b]), signedTerm(wq, absW, x0, b), a0)
+            if four {
+                a1 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d1[b]), signedTerm(wq, absW, x1, b), a1)
+                a2 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d2[b]), signedTerm(wq, absW, x2, b), a2)
+                a3 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d3[b]), signedTerm(wq, absW, x3, b), a3)
+            }
+            if eight {
+                a4 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d4[b]), signedTerm(wq, absW, x4, b), a4)
+                a5 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d5[b]), signedTerm(wq, absW, x5, b), a5)
+                a6 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d6[b]), signedTerm(wq, absW, x6, b), a6)
+                a7 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d7[b]), signedTerm(wq, absW, x7, b), a7)
+            }
+        }
+    default:
+        preconditionFailure("quantizedGEMVInt8: \(type.name) is not a block format")
+    }
+    let sums: SIMD8<Float> = SIMD8(a0.sum() + e0, a1.sum() + e1, a2.sum() + e2, a3.sum() + e3, a4.sum() + e4, a5.sum() + e5, a6.sum() + e6, a7.sum() + e7)
+    return _mm256_add_ps(sums, extra)
 }
 
 /// 16 bytes of 4-bit values → 32 bytes: values 0–15 (low nibbles), then 16–31 (high nibbles).
