@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Inference
 import Tokenization
+import Training
 
 extension Bench {
     /// `llm bench tokenizer`: GPT-2 encoding/decoding throughput on a corpus, and BPE training.

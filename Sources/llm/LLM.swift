@@ -64,20 +64,3 @@ struct GlobalOptions: ParsableArguments {
 
 /// Where reference data lives: $LLM_CACHE, else the repository's .cache folder (found from the
 /// executable, .build/<config>/llm), else ./.cache.
-/// Reads a whole file, or fails naming it.
-func readFile(_ path: String) throws -> Data {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw CLIError("cannot read \(path): " + (FileManager.default.fileExists(atPath: path) ? "permission denied or a folder" : "no such file"))
-    }
-    return data
-}
-
-/// UTF-8 text from bytes, or an error that says where the first invalid byte is (offset and line).
-func utf8Text(_ data: Data, source: String) throws -> String {
-    let bad = data.withUnsafeBytes { firstInvalidUTF8($0.bindMemory(to: UInt8.self)) }
-    if let bad {
-        let line = data.prefix(bad).filter { $0 == 0x0A }.count + 1
-        throw CLIError("\(source): invalid UTF-8 at byte offset \(bad) (line \(line))")
-    }
-    return String(decoding: data, as: UTF8.self)
-}

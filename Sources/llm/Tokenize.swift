@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Inference
 import Tokenization
+import Training
 
 /// Which tokenizer a command uses: `--encoding gpt2` (default) or `--tokenizer PATH`.
 struct TokenizerOptions: ParsableArguments {

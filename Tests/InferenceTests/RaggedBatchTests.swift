@@ -27,8 +27,28 @@ import Tensors
         return Llama(config: config, spec: spec, embedTokens: m.embedTokens, layers: layers, norm: m.norm, lmHead: m.lmHead)
     }
 
+    /// Every optional part at once, random weights: QK-norm, sandwich norms, GeGLU, scaled
+    /// embeddings, score and logit soft-caps, local (window 5, own RoPE base) and global layers.
+    static func allParts() -> DecoderModel {
+        var spec = DecoderConfig(vocabularySize: 300, contextLength: 64, embedding: 32, layers: 3, heads: 4, kvHeads: 2, headSize: 8,
+                                 hidden: 48, norm: .rmsNorm, normEpsilon: 1e-6, positions: .rotary, activation: .geGLU, bias: false,
+                                 tiedEmbeddings: true)
+        spec.qkNorm = true; spec.sandwichNorms = true; spec.embeddingScale = Float(32).squareRoot()
+        spec.attentionSoftcap = 20; spec.finalLogitSoftcap = 15; spec.attentionScale = 0.3
+        spec.ropeFrequencies = RotaryEmbedding.frequencies(headSize: 8, base: 1_000_000)
+        spec.localRopeFrequencies = RotaryEmbedding.frequencies(headSize: 8, base: 10_000)
+        spec.layerKinds = [.local, .global, .local]; spec.slidingWindow = 5
+        let rng = RandomGenerator(seed: 11)
+        let layers = (0..<3).map { i in
+            DecoderLayer(spec, index: i, rng: rng, linear: { _, rows, cols in Linear(weight: Tensor.randn([rows, cols], std: 0.2, rng: rng)) },
+                         norm: { _, size in RMSNorm(weight: Tensor.uniform([size], 0.5, 1.5, rng: rng), eps: 1e-6) })
+        }
+        return DecoderModel(spec: spec, embedTokens: Embedding(300, 32, std: 0.5, rng: rng), embedPositions: nil, layers: layers,
+                            norm: RMSNorm(32), lmHead: nil, rng: rng)
+    }
+
     static func model(_ name: String) throws -> DecoderModel {
-        let m: DecoderModel = try name == "gpt" ? gpt() : name == "llama" ? llama() : windowedLlama()
+        let m: DecoderModel = try name == "gpt" ? gpt() : name == "llama" ? llama() : name == "all-parts" ? allParts() : windowedLlama()
         m.eval()
         return m
     }
@@ -40,7 +60,7 @@ import Tensors
 
     /// Three sequences at different positions and lengths, fed in two ragged steps, against each
     /// fed alone (same chunks) and against one full, uncached pass over its whole text.
-    @Test(arguments: ["gpt", "llama", "llama-window"])
+    @Test(arguments: ["gpt", "llama", "llama-window", "all-parts"])
     func raggedBatchEqualsEachSequenceAlone(_ name: String) throws {
         let m = try Self.model(name)
         let v = m.vocabularySize
@@ -48,7 +68,7 @@ import Tensors
         // Where each sequence stands before the batch (already cached), and its chunk in each step.
         let before = [7, 0, 3]
         let steps: [[(count: Int, logits: SequenceInput.Logits)]] = [[(4, .all), (1, .last), (6, .all)], [(1, .last), (3, .all), (7, .all)]]
-        for slidingWindows in name == "llama-window" ? [true, false] : [true] {
+        for slidingWindows in name == "llama-window" || name == "all-parts" ? [true, false] : [true] {
             let batched = texts.map { _ in m.makeCache(capacity: nil, slidingWindows: slidingWindows) }
             let alone = texts.map { _ in m.makeCache(capacity: nil, slidingWindows: slidingWindows) }
             for i in 0..<3 where before[i] > 0 {

@@ -60,6 +60,8 @@ import Tensors
             return GradCheck.run([qkv], eps: 1e-3) { causalAttention(packed: qkv, heads: 4, kvHeads: 2) } }),
         ("attention rows, GQA, window, scale", { let q = r([2 * 6, 4 * 3]), k = r([2 * 6, 2 * 3]), v = r([2 * 6, 2 * 3])
             return GradCheck.run([q, k, v], eps: 1e-3) { causalAttention(rows: q, k, v, batch: 2, heads: 4, kvHeads: 2, scale: 0.4, window: 3) } }),
+        ("attention soft-cap", { let q = r([2 * 5, 2 * 3], 2), k = r([2 * 5, 2 * 3], 2), v = r([2 * 5, 2 * 3])
+            return GradCheck.run([q, k, v], eps: 1e-3) { causalAttention(rows: q, k, v, batch: 2, heads: 2, kvHeads: 2, softcap: 1.5) } }),
         ("rope at given positions", { let x = r([5, 2 * 4]); let rope = RotaryEmbedding(headSize: 4, invFreq: [1, 0.1], pairing: .adjacent)
             return GradCheck.run([x], eps: 1e-3) { x.rope(rope, positions: [9, 0, 3, 3, 17]) } }),
         ("dropout", { let x = r([4, 6]); return GradCheck.run([x]) { x.dropout(0.5, rng: RandomGenerator(seed: 3)) } }),
@@ -86,7 +88,7 @@ import Tensors
 /// The attention layouts against a plain computation: softmax(q·kᵀ·scale + mask)·v with the mask
 /// written out element by element (causal, and a window of W keys counting the query's own).
 @Suite struct AttentionLayouts {
-    static func naive(_ q: [Float], _ k: [Float], _ v: [Float], t: Int, h: Int, hkv: Int, d: Int, scale: Float, window: Int?) -> [Float] {
+    static func naive(_ q: [Float], _ k: [Float], _ v: [Float], t: Int, h: Int, hkv: Int, d: Int, scale: Float, window: Int?, softcap: Float? = nil) -> [Float] {
         var out = [Float](repeating: 0, count: t * h * d)
         for head in 0..<h {
             let j = head / (h / hkv)
@@ -96,6 +98,7 @@ import Tensors
                     var dot: Double = 0
                     for e in 0..<d { dot += Double(q[(i * h + head) * d + e]) * Double(k[(c * hkv + j) * d + e]) }
                     s[c] = dot * Double(scale)
+                    if let cap = softcap { s[c] = Double(cap) * Foundation.tanh(s[c] / Double(cap)) }
                 }
                 let m = s.max()!, z = s.map { exp($0 - m) }.reduce(0, +)
                 for e in 0..<d {
@@ -110,17 +113,18 @@ import Tensors
 
     @Test(arguments: [nil, 1, 4, 100] as [Int?])
     func rowsLayoutAndCachedSpansEqualThePlainComputation(_ window: Int?) {
+        let softcap: Float? = window == 4 ? 0.8 : nil           // one case with a soft-cap
         let rng = RandomGenerator(seed: 3)
         let (t, h, hkv, d) = (70, 4, 2, 8)            // more rows than one 64-row block
         let q = Tensor.randn([t, h * d], rng: rng), k = Tensor.randn([t, hkv * d], rng: rng), v = Tensor.randn([t, hkv * d], rng: rng)
-        let want = Self.naive(q.scalars, k.scalars, v.scalars, t: t, h: h, hkv: hkv, d: d, scale: 0.3, window: window)
-        let rows = causalAttention(rows: q, k, v, batch: 1, heads: h, kvHeads: hkv, scale: 0.3, window: window).scalars
+        let want = Self.naive(q.scalars, k.scalars, v.scalars, t: t, h: h, hkv: hkv, d: d, scale: 0.3, window: window, softcap: softcap)
+        let rows = causalAttention(rows: q, k, v, batch: 1, heads: h, kvHeads: hkv, scale: 0.3, window: window, softcap: softcap).scalars
         #expect(zip(rows, want).map { abs($0 - $1) }.max()! < 1e-5)
         // The same queries as two cached spans over the same keys: the last 3 rows, then the
         // 5 rows before them (keys up to each span's end).
         let spans = [CachedAttentionSpan(row: t - 3, queries: 3, keys: UnsafePointer(k.data), values: UnsafePointer(v.data), length: t),
                      CachedAttentionSpan(row: t - 8, queries: 5, keys: UnsafePointer(k.data), values: UnsafePointer(v.data), length: t - 3)]
-        let cached = cachedAttention(q: q, spans: spans, heads: h, kvHeads: hkv, scale: 0.3, window: window)
+        let cached = cachedAttention(q: q, spans: spans, heads: h, kvHeads: hkv, scale: 0.3, window: window, softcap: softcap)
         let from = (t - 8) * h * d
         #expect(zip(cached.scalars[from...], want[from...]).map { abs($0 - $1) }.max()! < 1e-5)
     }

@@ -55,6 +55,10 @@ public struct DecoderConfig: Sendable, Equatable {
     public var bias: Bool
     /// Scores are q·k × this (nil: 1/√D).
     public var attentionScale: Float? = nil
+    /// Scores become c·tanh(S/c) before the softmax (Gemma 2: 50); nil: no cap.
+    public var attentionSoftcap: Float? = nil
+    /// Logits become c·tanh(z/c) (Gemma 2: 30); nil: no cap.
+    public var finalLogitSoftcap: Float? = nil
 
     /// Global layers attend to every earlier position; local ones to the last `slidingWindow`.
     public enum LayerKind: String, Sendable { case global, local }
@@ -99,5 +103,8 @@ public struct DecoderConfig: Sendable, Equatable {
         if let w = slidingWindow, w <= 0 { throw bad("sliding window \(w)") }
         if layerKinds?.contains(.local) == true && slidingWindow == nil { throw bad("local layers without a sliding window") }
         if dropout < 0 || dropout >= 1 { throw bad("dropout \(dropout) outside [0, 1)") }
+        for (name, cap) in [("attention soft-cap", attentionSoftcap), ("final logit soft-cap", finalLogitSoftcap)] {
+            if let cap, !(cap > 0) { throw bad("\(name) \(cap) must be positive") }
+        }
     }
 }

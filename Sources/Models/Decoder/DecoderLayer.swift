@@ -55,7 +55,7 @@ struct CachedSegment {
 }
 
 /// Multi-head self-attention with grouped key/value heads, optional QK-norm, RoPE or none (learned
-/// positions are added before the first layer), a sliding window or none. Every projection is a
+/// positions are added before the first layer), a sliding window or none, a score soft-cap or none. Every projection is a
 /// `LinearLayer` slot, so an adapter can take any of their places.
 ///
 ///   x (N, C) → q (N, H·D), k, v (N, Hkv·D) → [QK-norm per head] → [RoPE at each row's position]
@@ -70,6 +70,7 @@ public final class Attention: Module {
     public let heads: Int, kvHeads: Int, headSize: Int
     public let scale: Float?
     public let window: Int?
+    public let softcap: Float?
     public let rope: RotaryEmbedding?
     public let dropout: Float
     let rng: RandomGenerator
@@ -80,11 +81,11 @@ public final class Attention: Module {
 
     public init(q: any LinearLayer, k: any LinearLayer, v: any LinearLayer, o: any LinearLayer,
                 qNorm: (any NormLayer)? = nil, kNorm: (any NormLayer)? = nil,
-                heads: Int, kvHeads: Int, headSize: Int, scale: Float? = nil, window: Int? = nil,
+                heads: Int, kvHeads: Int, headSize: Int, scale: Float? = nil, window: Int? = nil, softcap: Float? = nil,
                 rope: RotaryEmbedding?, dropout: Float = 0, rng: RandomGenerator) {
         self.q = q; self.k = k; self.v = v; self.o = o; self.qNorm = qNorm; self.kNorm = kNorm
         self.heads = heads; self.kvHeads = kvHeads; self.headSize = headSize
-        self.scale = scale; self.window = window; self.rope = rope
+        self.scale = scale; self.window = window; self.softcap = softcap; self.rope = rope
         self.dropout = dropout; self.rng = rng
         residualDropout = Dropout(dropout, rng: rng)
     }
@@ -109,7 +110,7 @@ public final class Attention: Module {
         var y: Tensor                                                    // (N, H·D)
         switch pass.batching {
         case let .rectangular(batch):
-            y = causalAttention(rows: q, k, v, batch: batch, heads: h, kvHeads: hkv, scale: scale, window: window,
+            y = causalAttention(rows: q, k, v, batch: batch, heads: h, kvHeads: hkv, scale: scale, window: window, softcap: softcap,
                                 dropout: training ? dropout : 0, rng: rng)
         case let .cached(segments):
             let width = hkv * d
@@ -117,7 +118,7 @@ public final class Attention: Module {
                 let rows = seg.cache.layers[layer].append(keys: k.data + seg.row * width, values: v.data + seg.row * width, count: seg.count)
                 return CachedAttentionSpan(row: seg.row, queries: seg.count, keys: rows.keys, values: rows.values, length: rows.rows)
             }
-            y = cachedAttention(q: q, spans: spans, heads: h, kvHeads: hkv, scale: scale, window: window)
+            y = cachedAttention(q: q, spans: spans, heads: h, kvHeads: hkv, scale: scale, window: window, softcap: softcap)
         }
         if halfPrecision { y = roundToBlocks(y, .f16) }
         return residualDropout(o(y))                                     // (N, C)
@@ -184,7 +185,8 @@ public final class DecoderLayer: Module {
         let attention = Attention(q: try make(.q), k: try make(.k), v: try make(.v), o: try make(.o),
                                   qNorm: config.qkNorm ? try makeNorm(.qNorm) : nil, kNorm: config.qkNorm ? try makeNorm(.kNorm) : nil,
                                   heads: config.heads, kvHeads: config.kvHeads, headSize: config.headSize, scale: config.attentionScale,
-                                  window: config.window(ofLayer: index), rope: rope, dropout: config.dropout, rng: rng)
+                                  window: config.window(ofLayer: index), softcap: config.attentionSoftcap, rope: rope,
+                                  dropout: config.dropout, rng: rng)
         let postAttentionNorm = config.sandwichNorms ? try makeNorm(.postAttentionNorm) : nil
         let mlpNorm = try makeNorm(.mlpNorm)
         let mlp = FeedForward(gate: config.activation.gated ? try make(.gate) : nil, up: try make(.up), down: try make(.down),

@@ -64,10 +64,12 @@ open class DecoderModel: Module, TrainableModel {
         return x
     }
 
-    /// Final hidden states → logits: (R, C) → (R, V).
+    /// Final hidden states → logits: (R, C) → (R, V) [→ c·tanh(z/c)].
     func head(_ x: Tensor) -> Tensor {
         let h = norm(x)
-        return lmHead.map { $0(h) } ?? embedTokens.project(h)
+        let z = lmHead.map { $0(h) } ?? embedTokens.project(h)
+        guard let cap = spec.finalLogitSoftcap else { return z }
+        return (z * (1 / cap)).tanh() * cap
     }
 
     public func logits(_ ids: [Int32], batch: Int, length: Int) throws(ModelError) -> Tensor {

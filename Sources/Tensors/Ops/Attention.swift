@@ -1,3 +1,5 @@
+import Foundation
+
 /// Causal multi-head scaled-dot-product attention as one fused op, in three layouts:
 ///
 /// - `causalAttention(q, k, v)`: q (B, H, Tq, D), k and v (B, Hkv, Tk, D) → out (B, H, Tq, D)
@@ -10,8 +12,9 @@
 /// - `cachedAttention(q:spans:...)`: inference over a ragged batch, each sequence's queries against
 ///   its own cached keys and values (no autograd).
 ///
-/// Options: `scale` (default 1/√D) and `window` W: a query at position p sees only keys at
-/// positions p − W + 1 … p (sliding-window attention), instead of all of 0 … p.
+/// Options: `scale` (default 1/√D); `window` W: a query at position p sees only keys at
+/// positions p − W + 1 … p (sliding-window attention), instead of all of 0 … p; `softcap` c:
+/// scores become c·tanh(S/c) before the softmax (Gemma 2), so none exceeds ±c.
 ///
 /// H is a multiple of Hkv (grouped-query attention: query head h reads key/value head
 /// h / (H / Hkv)). Query i sits at position Tk − Tq + i and sees keys 0 through that position
@@ -23,12 +26,12 @@
 ///   out = P'·v
 ///
 /// Backward per head: dv = P'ᵀ·dout, dP' = dout·vᵀ, dP = dP' ⊙ M / (1 − p),
-/// dS = P ⊙ (dP − rowsum(dP ⊙ P)), dq = dS·k · scale, dk = dSᵀ·q · scale.
+/// dS = P ⊙ (dP − rowsum(dP ⊙ P)) [⊙ (1 − tanh²) with a soft-cap], dq = dS·k · scale, dk = dSᵀ·q · scale.
 ///
 /// Work is split across threads by key/value head (so dk and dv have one writer each); within a
 /// head, rows go in blocks of 64 and each block's products stop at the last key it can see, so the
 /// masked upper triangle is never computed.
-public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil, window: Int? = nil,
+public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil, window: Int? = nil, softcap: Float? = nil,
                             dropout p: Float = 0, rng: RandomGenerator? = nil) -> Tensor {
     guard q.rank == 4, k.rank == 4, v.rank == 4, k.shape == v.shape,
           q.shape[0] == k.shape[0], q.shape[3] == k.shape[3], k.shape[1] > 0, q.shape[1] % k.shape[1] == 0,
@@ -41,7 +44,7 @@ public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float?
     let qL = AttentionLayout(rowStride: d, batchStride: h * tq * d, headStride: tq * d, offset: 0)
     let kvL = AttentionLayout(rowStride: d, batchStride: hkv * tk * d, headStride: tk * d, offset: 0)
     let oL = qL
-    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: tq, tk: tk, d: d, scale: scale, window: window, p: p, rng: rng)
+    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: tq, tk: tk, d: d, scale: scale, window: window, softcap: softcap, p: p, rng: rng)
     let out = Tensor(uninitialized: [b, h, tq, d])
     kernel.forward(q.data, qL, k.data, kvL, v.data, kvL, out.data, oL)
     return Autograd.record(out, "attention", [q, k, v]) { g in
@@ -53,7 +56,7 @@ public func causalAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float?
 
 /// Attention straight from a fused projection: qkv (B, T, (H + 2·Hkv)·D), laid out as all query
 /// heads, then all key heads, then all value heads → out (B, T, H·D).
-public func causalAttention(packed qkv: Tensor, heads h: Int, kvHeads: Int? = nil, scale: Float? = nil, window: Int? = nil,
+public func causalAttention(packed qkv: Tensor, heads h: Int, kvHeads: Int? = nil, scale: Float? = nil, window: Int? = nil, softcap: Float? = nil,
                             dropout p: Float = 0, rng: RandomGenerator? = nil) -> Tensor {
     let hkv = kvHeads ?? h
     guard qkv.rank == 3, hkv > 0, h % hkv == 0, qkv.shape[2] % (h + 2 * hkv) == 0 else {
@@ -66,7 +69,7 @@ public func causalAttention(packed qkv: Tensor, heads h: Int, kvHeads: Int? = ni
     let kL = AttentionLayout(rowStride: width, batchStride: t * width, headStride: d, offset: h * d)
     let vL = AttentionLayout(rowStride: width, batchStride: t * width, headStride: d, offset: (h + hkv) * d)
     let oL = AttentionLayout(rowStride: h * d, batchStride: t * h * d, headStride: d, offset: 0)
-    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: t, tk: t, d: d, scale: scale, window: window, p: p, rng: rng)
+    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: t, tk: t, d: d, scale: scale, window: window, softcap: softcap, p: p, rng: rng)
     let out = Tensor(uninitialized: [b, t, h * d])
     kernel.forward(qkv.data, qL, qkv.data, kL, qkv.data, vL, out.data, oL)
     return Autograd.record(out, "attention", [qkv]) { g in
@@ -81,7 +84,7 @@ public func causalAttention(packed qkv: Tensor, heads h: Int, kvHeads: Int? = ni
 /// sequences are consecutive blocks of T rows, each starting at position 0. No copies: the kernel
 /// reads and writes these layouts with strides, and the gradients come back in them.
 public func causalAttention(rows q: Tensor, _ k: Tensor, _ v: Tensor, batch b: Int, heads h: Int, kvHeads hkv: Int,
-                            scale: Float? = nil, window: Int? = nil, dropout p: Float = 0, rng: RandomGenerator? = nil) -> Tensor {
+                            scale: Float? = nil, window: Int? = nil, softcap: Float? = nil, dropout p: Float = 0, rng: RandomGenerator? = nil) -> Tensor {
     guard q.rank == 2, k.rank == 2, v.rank == 2, k.shape == v.shape, b > 0, hkv > 0, h % hkv == 0,
           q.shape[0] == k.shape[0], q.shape[0] % b == 0, q.shape[1] % h == 0, k.shape[1] == hkv * (q.shape[1] / h) else {
         fatalError(ShapeError(op: "attention", message: "q \(Shape.describe(q.shape)), k \(Shape.describe(k.shape)), v \(Shape.describe(v.shape)) for batch \(b), \(h) heads, \(hkv) kv heads").description)
@@ -89,7 +92,7 @@ public func causalAttention(rows q: Tensor, _ k: Tensor, _ v: Tensor, batch b: I
     let t = q.shape[0] / b, d = q.shape[1] / h
     let qL = AttentionLayout(rowStride: h * d, batchStride: t * h * d, headStride: d, offset: 0)
     let kvL = AttentionLayout(rowStride: hkv * d, batchStride: t * hkv * d, headStride: d, offset: 0)
-    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: t, tk: t, d: d, scale: scale, window: window, p: p, rng: rng)
+    let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: t, tk: t, d: d, scale: scale, window: window, softcap: softcap, p: p, rng: rng)
     let out = Tensor(uninitialized: q.shape)
     kernel.forward(q.data, qL, k.data, kvL, v.data, kvL, out.data, qL)
     return Autograd.record(out, "attention", [q, k, v]) { g in
@@ -115,7 +118,7 @@ public struct CachedAttentionSpan {
 /// rows one after another; each span attends to its own keys and values → (N, H·D). Work is spread
 /// over (sequence, kv head) pairs, so a step of many one-token sequences keeps every thread busy.
 public func cachedAttention(q: Tensor, spans: [CachedAttentionSpan], heads h: Int, kvHeads hkv: Int,
-                            scale: Float? = nil, window: Int? = nil) -> Tensor {
+                            scale: Float? = nil, window: Int? = nil, softcap: Float? = nil) -> Tensor {
     guard q.rank == 2, hkv > 0, h % hkv == 0, q.shape[1] % h == 0 else {
         fatalError(ShapeError(op: "attention (cached)", message: "q \(Shape.describe(q.shape)) for \(h) heads, \(hkv) kv heads").description)
     }
@@ -127,7 +130,7 @@ public func cachedAttention(q: Tensor, spans: [CachedAttentionSpan], heads h: In
     let out = Tensor(uninitialized: q.shape)
     let qL = AttentionLayout(rowStride: h * d, batchStride: 0, headStride: d, offset: 0)
     let kvL = AttentionLayout(rowStride: hkv * d, batchStride: 0, headStride: d, offset: 0)
-    let kernels = spans.map { AttentionKernel(b: 1, h: h, hkv: hkv, tq: $0.queries, tk: $0.length, d: d, scale: scale, window: window, p: 0, rng: nil) }
+    let kernels = spans.map { AttentionKernel(b: 1, h: h, hkv: hkv, tq: $0.queries, tk: $0.length, d: d, scale: scale, window: window, softcap: softcap, p: 0, rng: nil) }
     Parallel.forEachChunk(spans.count * hkv, grain: 1) { pairs in
         for pair in pairs {
             let (i, j) = (pair / hkv, pair % hkv)
@@ -150,11 +153,17 @@ final class AttentionKernel {
     let group: Int, start: Int, scale: Float
     /// Sliding window: keys a query sees, counting itself (nil: all earlier ones).
     let window: Int?
+    /// Soft-cap c of the scores, and tanh(S/c) kept for backward (B, H, Tq, Tk).
+    let softcap: Float?, capped: Tensor?
     let probs: Tensor                  // (B, H, Tq, Tk)
     let mask: Tensor?, dropped: Tensor?
     static let rowBlock = 64
 
-    init(b: Int, h: Int, hkv: Int, tq: Int, tk: Int, d: Int, scale: Float? = nil, window: Int? = nil, p: Float, rng: RandomGenerator?) {
+    init(b: Int, h: Int, hkv: Int, tq: Int, tk: Int, d: Int, scale: Float? = nil, window: Int? = nil, softcap: Float? = nil,
+         p: Float, rng: RandomGenerator?) {
+        precondition(softcap.map { $0 > 0 } ?? true, "attention: soft-cap \(softcap ?? 0) must be positive")
+        self.softcap = softcap
+        capped = softcap == nil ? nil : Tensor(uninitialized: [b, h, tq, tk])
         precondition(p >= 0 && p < 1, "attention: dropout \(p) outside [0, 1)")
         precondition(window.map { $0 > 0 } ?? true, "attention: window \(window ?? 0) must be positive")
         precondition(p == 0 || rng != nil, "attention: dropout needs a random generator")
@@ -181,6 +190,16 @@ final class AttentionKernel {
         return (r0, r1, start + r1)
     }
     private var blocks: Int { (tq + Self.rowBlock - 1) / Self.rowBlock }
+
+    /// With a soft-cap: scores first..<seen of a row become c·tanh(S/c); tanh kept at `at`.
+    @inline(__always) private func capScores(_ row: UnsafeMutablePointer<Float>, _ at: Int, _ first: Int, _ seen: Int) {
+        guard let softcap, let capped else { return }
+        let t = capped.data + at
+        for c in first..<seen {
+            t[c] = Foundation.tanh(row[c] / softcap)
+            row[c] = softcap * t[c]
+        }
+    }
 
     /// Keys row i sees: first ..< seen.
     @inline(__always) private func visible(_ i: Int) -> (first: Int, seen: Int) {
@@ -221,6 +240,7 @@ final class AttentionKernel {
                 for i in 0..<tq {
                     let row = pp + i * tk, (first, seen) = visible(i), qi = qh + i * qL.rowStride, oi = oh + i * oL.rowStride
                     for c in first..<seen { row[c] = vdot(qi, kh + c * kL.rowStride, d) * scale }
+                    capScores(row, ph * tq * tk + i * tk, first, seen)
                     softmaxRow(row + first, row + first, seen - first)
                     row.update(repeating: 0, count: first)
                     (row + seen).update(repeating: 0, count: tk - seen)
@@ -236,6 +256,7 @@ final class AttentionKernel {
                            qh + r0 * qL.rowStride, lda: qL.rowStride, kh, ldb: kL.rowStride, pp + r0 * tk, ldc: tk)
                 for i in r0..<r1 {
                     let row = pp + i * tk, (first, seen) = visible(i)
+                    capScores(row, ph * tq * tk + i * tk, first, seen)
                     softmaxRow(row + first, row + first, seen - first)
                     row.update(repeating: 0, count: first)
                     (row + seen).update(repeating: 0, count: tk - seen)
@@ -280,6 +301,10 @@ final class AttentionKernel {
                     if let mh { for c in first..<seen { dr[c] *= mh[i * tk + c] } }
                     let dot = vdot(pr + first, dr + first, seen - first)
                     for c in first..<seen { dr[c] = pr[c] * (dr[c] - dot) * scale }
+                    if let capped {                                  // through c·tanh(S/c): × (1 − tanh²)
+                        let t = capped.data + ph * tq * tk + i * tk
+                        for c in first..<seen { dr[c] *= 1 - t[c] * t[c] }
+                    }
                     dr.update(repeating: 0, count: first)
                     (dr + seen).update(repeating: 0, count: n - seen)
                 }
