@@ -53,18 +53,63 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
             var g = 0, k = 0
             while g < inputs {
                 let n = groupSize(g)
-                let sums = dotRow(row, w.type, nb: nb, n: n, raw + g * cols, cols: cols, dx + g * nb, sT + k * nb * 8, sumq + g * nb)
-                for i in 0..<n { y[(g + i) * w.rows + r] = sums[i] }
+                if n == 1 {
+                    y[g * w.rows + r] = dotRow1(row, w.type, nb: nb, raw + g * cols, dx + g * nb, sx + g * nb, sumq + g * nb)
+                } else {
+                    let sums = dotRow(row, w.type, nb: nb, n: n, raw + g * cols, cols: cols, dx + g * nb, sT + k * nb * 8, sumq + g * nb)
+                    for i in 0..<n { y[(g + i) * w.rows + r] = sums[i] }
+                }
                 g += n; k += 1
             }
         }
     }
 }
 
-/// One weight row against n = 1, 4 or 8 quantized input rows: y_i = Σ_b d_w·d_i·(q_w·q_i) (+ the
-/// format's offset term), each accumulated block by block exactly as for a single row, so a
+/// One weight row against one quantized input row (the same arithmetic, in the same order, as
+/// each lane of `dotRow`; a separate function so its loop keeps everything in registers).
+@inline(__always)
+private func dotRow1(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, _ xq: UnsafeRawPointer,
+                     _ di: UnsafePointer<Float>, _ si: UnsafePointer<Float>, _ qi: UnsafePointer<Int32>) -> Float {
+    let ones = _mm256_set1_epi16(1)
+    var acc = _mm256_setzero_ps()
+    var extra: Float = 0
+    switch type {
+    case .q4_1:
+        for b in 0..<nb {
+            let blk = row + b * 20
+            let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
+            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(blk + 4), xb), ones)          // 8 × i32
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(blk) * di[b]), _mm256_cvtepi32_ps(dot), acc)
+            extra += loadHalf(blk, 2) * si[b]
+        }
+    case .q4_0:
+        for b in 0..<nb {
+            let blk = row + b * 18
+            let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
+            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(blk + 2), xb), ones)
+            let scale = loadHalf(blk) * di[b]
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(dot), acc)
+            extra -= scale * Float(8 * qi[b])
+        }
+    case .q8_0:
+        for b in 0..<nb {
+            let blk = row + b * 34
+            let wq = blk.loadUnaligned(fromByteOffset: 2, as: SIMD4<Int64>.self)
+            let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
+            // |w| × (x with w's sign): the unsigned × signed form pmaddubsw needs.
+            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xb, wq)), ones)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(blk) * di[b]), _mm256_cvtepi32_ps(dot), acc)
+        }
+    default:
+        preconditionFailure("quantizedGEMVInt8: \(type.name) is not a block format")
+    }
+    return acc.sum() + extra
+}
+
+/// One weight row against n = 4 or 8 quantized input rows: y_i = Σ_b d_w·d_i·(q_w·q_i) (+ the
+/// format's offset term), each accumulated block by block exactly as `dotRow1` does, so a
 /// sequence gets the same numbers batched or alone. The sums are separate registers; only the
-/// first n are computed (the branches are the same for the whole loop, which the compiler hoists).
+/// first n are computed (the branch is the same for the whole loop, which the compiler hoists).
 @inline(__always)
 private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, _ xq: UnsafeRawPointer, cols: Int,
                     _ dx: UnsafePointer<Float>, _ sT: UnsafePointer<Float>, _ sumq: UnsafePointer<Int32>) -> SIMD8<Float> {
@@ -145,8 +190,18 @@ private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, 
     default:
         preconditionFailure("quantizedGEMVInt8: \(type.name) is not a block format")
     }
-    let sums: SIMD8<Float> = SIMD8(a0.sum() + e0, a1.sum() + e1, a2.sum() + e2, a3.sum() + e3, a4.sum() + e4, a5.sum() + e5, a6.sum() + e6, a7.sum() + e7)
-    return _mm256_add_ps(sums, extra)
+    // Horizontal sums only for the lanes in use (seven wasted ones would cost a quarter of a
+    // one-row call).
+    var out = SIMD8<Float>()
+    out[0] = (a0.sum() + e0) + extra[0]
+    if four {
+        out[1] = (a1.sum() + e1) + extra[1]; out[2] = (a2.sum() + e2) + extra[2]; out[3] = (a3.sum() + e3) + extra[3]
+    }
+    if eight {
+        out[4] = (a4.sum() + e4) + extra[4]; out[5] = (a5.sum() + e5) + extra[5]
+        out[6] = (a6.sum() + e6) + extra[6]; out[7] = (a7.sum() + e7) + extra[7]
+    }
+    return out
 }
 
 /// 16 bytes of 4-bit values → 32 bytes: values 0–15 (low nibbles), then 16–31 (high nibbles).
