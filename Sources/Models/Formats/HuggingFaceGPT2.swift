@@ -113,11 +113,6 @@ public enum HuggingFaceGPT2 {
 
     /// Writes an HF GPT-2 folder that `GPT2LMHeadModel.from_pretrained` loads.
     public static func save(_ model: GPT, to folder: String) throws {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let tensors = try tensors(of: model)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try atomicWrite(try encoder.encode(model.config), to: folder + "/config.json")
-        try Safetensors.write(tensors, metadata: ["format": "pt"], to: folder + "/model.safetensors")
+        try writeHuggingFaceFolder(config: model.config, tensors: try tensors(of: model), to: folder)
     }
 }

@@ -93,12 +93,7 @@ public enum HuggingFaceLlama {
 
     /// Writes an HF Llama folder that `LlamaForCausalLM.from_pretrained` loads.
     public static func save(_ model: Llama, to folder: String) throws {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let tensors = try tensors(of: model)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try atomicWrite(try encoder.encode(model.config), to: folder + "/config.json")
-        try Safetensors.write(tensors, metadata: ["format": "pt"], to: folder + "/model.safetensors")
+        try writeHuggingFaceFolder(config: model.config, tensors: try tensors(of: model), to: folder)
     }
 }
 

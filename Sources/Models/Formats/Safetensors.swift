@@ -103,6 +103,16 @@ public enum Safetensors {
     }
 }
 
+/// Writes a Hugging Face model folder: `config.json` (sorted keys) and `model.safetensors`, each
+/// atomically.
+func writeHuggingFaceFolder<C: Encodable>(config: C, tensors: [String: Tensor], to folder: String) throws {
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try atomicWrite(try encoder.encode(config), to: folder + "/config.json")
+    try Safetensors.write(tensors, metadata: ["format": "pt"], to: folder + "/model.safetensors")
+}
+
 /// Model files and weights: each error names the file (or tensor) and what was wrong.
 public enum ModelError: Error, CustomStringConvertible {
     case file(String, String)

@@ -57,11 +57,12 @@ extension Tensor {
         }
         let (b, t, h, d) = (shape[0], shape[1], shape[2], shape[3])
         let (cosT, sinT) = r.table(start: start, length: t)
+        let index = (0..<(b * t)).map { $0 % t }                  // row (b, t) uses table row t
         let out = Tensor(uninitialized: shape)
-        Tensor.rotate(data, out.data, b: b, t: t, h: h, d: d, cosT, sinT, r.pairing, inverse: false)
+        Tensor.rotate(data, out.data, rows: b * t, tableRow: index, h: h, d: d, cosT, sinT, r.pairing, inverse: false)
         return Autograd.record(out, "rope", [self]) { g in
             let gx = Tensor(uninitialized: g.shape)
-            Tensor.rotate(g.data, gx.data, b: b, t: t, h: h, d: d, cosT, sinT, r.pairing, inverse: true)
+            Tensor.rotate(g.data, gx.data, rows: b * t, tableRow: index, h: h, d: d, cosT, sinT, r.pairing, inverse: true)
             return [gx]
         }
     }
@@ -114,29 +115,5 @@ extension Tensor {
                 }
             }
         } } }
-    }
-
-    private static func rotate(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, b: Int, t: Int, h: Int, d: Int,
-                               _ cosT: [Float], _ sinT: [Float], _ pairing: RotaryEmbedding.Pairing, inverse: Bool) {
-        let half = d / 2
-        let sign: Float = inverse ? -1 : 1
-        cosT.withUnsafeBufferPointer { cp in sinT.withUnsafeBufferPointer { sp in
-            let cp = cp.baseAddress!, sp = sp.baseAddress!
-            Parallel.forEachChunk(b * t, grain: max(1, 4096 / max(h * d, 1))) { rows in
-                for row in rows {
-                    let pos = row % t
-                    let c = cp + pos * half, s = sp + pos * half
-                    for head in 0..<h {
-                        let xi = x + (row * h + head) * d, yi = y + (row * h + head) * d
-                        for i in 0..<half {
-                            let (ia, ib) = pairing == .halves ? (i, i + half) : (2 * i, 2 * i + 1)
-                            let a = xi[ia], bb = xi[ib], sn = sign * s[i]
-                            yi[ia] = a * c[i] - bb * sn
-                            yi[ib] = a * sn + bb * c[i]
-                        }
-                    }
-                }
-            }
-        } }
     }
 }
