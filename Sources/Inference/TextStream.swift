@@ -39,13 +39,13 @@ public struct TextStream {
     public mutating func finish() -> String {
         guard !stopped else { return "" }
         if decoder != nil { pending += decoder!.finish() }
-        if let cut = firstStop() { stopped = true; return String(pending[..<cut]) }
+        if let hit = stops.compactMap({ s in pending.range(of: s).map { (s, $0) } }).min(by: { $0.1.lowerBound < $1.1.lowerBound }) {
+            stopped = true
+            stoppedBy = hit.0
+            return String(pending[..<hit.1.lowerBound])
+        }
         defer { pending = "" }
         return pending
-    }
-
-    private func firstStop() -> String.Index? {
-        stops.compactMap { pending.range(of: $0) }.min { $0.lowerBound < $1.lowerBound }?.lowerBound
     }
 
     private mutating func release() -> String {

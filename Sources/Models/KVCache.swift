@@ -21,6 +21,8 @@ public protocol LayerCache: AnyObject {
     /// window cannot go back past what it has dropped).
     func canTruncate(to newLength: Int) -> Bool
     func truncate(to newLength: Int)
+    /// Forgets every position (always possible; the buffers are kept).
+    func reset()
     /// Bytes held by the buffers.
     var bytes: Int { get }
 }
@@ -93,6 +95,8 @@ public final class FullLayerCache: LayerCache {
         precondition(canTruncate(to: newLength), "cache: cannot truncate \(length) positions to \(newLength)")
         length = newLength
     }
+
+    public func reset() { length = 0 }
 }
 
 /// A sliding-window layer's cache: a query sees only the `window` most recent positions
@@ -140,6 +144,8 @@ public final class SlidingWindowLayerCache: LayerCache {
         stored -= length - newLength
         length = newLength
     }
+
+    public func reset() { length = 0; stored = 0; begin = 0 }
 }
 
 /// One sequence's cache: a `LayerCache` per layer (full or sliding-window, as the layer's kind
@@ -162,7 +168,7 @@ public final class KVCache {
 
     /// Forgets everything (the buffers are reused).
     public func reset() {
-        for l in layers { l.truncate(to: 0) }
+        for l in layers { l.reset() }
         length = 0
     }
 

@@ -123,6 +123,11 @@ import Tensors
         #expect(throws: ModelError.self) { try sliding.truncate(to: 38) }   // position 38 would need position 33, dropped
         try sliding.truncate(to: 39)
         #expect(sliding.length == 39)
+        // Starting over is always possible, and the cache works as new.
+        sliding.reset()
+        #expect(sliding.length == 0 && sliding.layers.allSatisfy { $0.length == 0 && $0.stored == 0 })
+        let again = try windowed.forward([SequenceInput(tokens: Array(ids[..<10]), cache: sliding, logits: .all)]).scalars
+        #expect(Self.maxDiff(again[...], a[..<(10 * 320)]) <= 1e-4)
     }
 
     /// A sequence removed between steps leaves the others' tokens exactly as they are alone.
