@@ -46,6 +46,11 @@ struct ForwardPass {
         case cached([CachedSegment])
     }
     let batching: Batching
+
+    /// B sequences of T tokens each, every one from position 0.
+    static func rectangular(batch b: Int, length t: Int) -> ForwardPass {
+        ForwardPass(positions: (0..<(b * t)).map { $0 % t }, batching: .rectangular(batch: b))
+    }
 }
 
 /// One sequence's rows in a cached pass.
@@ -93,8 +98,7 @@ public final class Attention: Module {
     /// Attention alone on a rectangular batch x (B, T, C), every sequence from position 0.
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
-        let pass = ForwardPass(positions: (0..<(b * t)).map { $0 % t }, batching: .rectangular(batch: b))
-        return self(x.reshaped(b * t, c), pass, layer: 0).reshaped(b, t, o.outFeatures)
+        return self(x.reshaped(b * t, c), .rectangular(batch: b, length: t), layer: 0).reshaped(b, t, o.outFeatures)
     }
 
     func callAsFunction(_ x: Tensor, _ pass: ForwardPass, layer: Int) -> Tensor {
@@ -256,7 +260,6 @@ public final class DecoderLayer: Module {
     /// benchmarks and tests of one block).
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let (b, t, c) = (x.shape[0], x.shape[1], x.shape[2])
-        let pass = ForwardPass(positions: (0..<(b * t)).map { $0 % t }, batching: .rectangular(batch: b))
-        return self(x.reshaped(b * t, c), pass, index: 0).reshaped(b, t, c)
+        return self(x.reshaped(b * t, c), .rectangular(batch: b, length: t), index: 0).reshaped(b, t, c)
     }
 }

@@ -78,8 +78,7 @@ open class DecoderModel: Module, TrainableModel {
         }
         guard length <= contextLength else { throw .input("\(length) positions exceed the context of \(contextLength)") }
         try checkIds(ids, what: "ids")
-        let pass = ForwardPass(positions: (0..<ids.count).map { $0 % length }, batching: .rectangular(batch: batch))
-        return head(hidden(ids, pass)).reshaped(batch, length, vocabularySize)  // (B, T, V)
+        return head(hidden(ids, .rectangular(batch: batch, length: length))).reshaped(batch, length, vocabularySize)  // (B, T, V)
     }
 
     public func loss(_ ids: [Int32], targets: [Int32], batch: Int, length: Int) throws(ModelError) -> Tensor {

@@ -24,16 +24,6 @@ public final class Llama: DecoderModel {
                    layers: layers, norm: norm, lmHead: lmHead, rng: rng)
     }
 
-    /// Builds the layers for `spec` (a Llama config's decoder, possibly with GGUF's RoPE layout)
-    /// from `linear(role, rows, cols)` and `norm(role, size)`.
-    public static func layers<E: Error>(_ spec: DecoderConfig, rng: RandomGenerator,
-                                        linear: (DecoderWeight, Int, Int) throws(E) -> any LinearLayer,
-                                        norm: (DecoderWeight, Int) throws(E) -> any NormLayer) throws(E) -> [DecoderLayer] {
-        var out: [DecoderLayer] = []
-        for i in 0..<spec.layers { out.append(try DecoderLayer(spec, index: i, rng: rng, linear: linear, norm: norm)) }
-        return out
-    }
-
     /// A freshly initialized model (N(0, 0.02) weights, unit norms), for training from scratch.
     public convenience init(_ config: LlamaConfig, rng: RandomGenerator) {
         let spec = config.decoder()
@@ -41,7 +31,7 @@ public final class Llama: DecoderModel {
             Linear(weight: Tensor.randn([rows, cols], std: 0.02, rng: rng))
         }
         func norm(_ role: DecoderWeight, _ size: Int) -> any NormLayer { RMSNorm(size, eps: config.rmsNormEpsilon) }
-        let layers = Llama.layers(spec, rng: rng, linear: linear, norm: norm)
+        let layers = (0..<spec.layers).map { i in DecoderLayer(spec, index: i, rng: rng, linear: linear, norm: norm) }
         self.init(config: config, embedTokens: Embedding(config.vocabularySize, config.embedding, std: 0.02, rng: rng), layers: layers,
                   norm: RMSNorm(config.embedding, eps: config.rmsNormEpsilon),
                   lmHead: config.tiedEmbeddings ? nil : Linear(weight: Tensor.randn([config.vocabularySize, config.embedding], std: 0.02, rng: rng)),
