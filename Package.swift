@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: speed),
         // Runs the built `llm` binary as a user would (it is built with the tests).
         .testTarget(name: "CLITests", dependencies: ["llm"], swiftSettings: speed),
-        .testTarget(name: "TrainingTests", dependencies: ["Tensors", "NN", "Models", "Training"], swiftSettings: speed),
+        .testTarget(name: "TrainingTests", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Training"], swiftSettings: speed),
         .testTarget(name: "InferenceTests", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Inference"], swiftSettings: speed),
         .testTarget(name: "ModelsTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),
         .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),

@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Tokenization
 
 /// A conversation with a chat model that keeps its KV cache between turns.
 ///

@@ -21,6 +21,9 @@ public struct LoadedModel {
     public let bos: Int32?
     /// Ids that end a reply (<|endoftext|>, the GGUF eos, <|im_end|>).
     public let stopIds: Set<Int32>
+    /// The id that ends a document or a reply (the GGUF eos, <|endoftext|>): fine-tuning ends
+    /// every response with it.
+    public let eos: Int32?
     public let chat: ChatTemplate?
     public let summary: String
     public let loadSeconds: Double
@@ -60,9 +63,37 @@ public struct LoadedModel {
         return TextStream(tokenizer: tokenizer, stops: stops)
     }
 
-    /// Loads `path`: a .gguf file, a Hugging Face GPT-2 or Llama folder, or a training run.
-    public static func load(_ path: String, tokenizer explicit: String? = nil, arithmetic: GGUFLlama.Arithmetic = .llamaCpp) throws -> LoadedModel {
+    /// Loads `path`: a .gguf file, a Hugging Face GPT-2 or Llama folder, a training run, or an
+    /// SFT fine-tuning run (its base with its adapter, or its fully fine-tuned model); with
+    /// `adapter`, a LoRA adapter folder (ours or PEFT's) goes into the model, unmerged.
+    public static func load(_ path: String, tokenizer explicit: String? = nil, adapter: String? = nil,
+                            arithmetic: GGUFLlama.Arithmetic = .llamaCpp) throws -> LoadedModel {
         let started = Date()
+        if FineTuneRun.isRun(path) {
+            let info = try FineTuneRun.readInfo(path)
+            guard info.options.task == .sft else {
+                throw InferenceError("\(path) is a classification run: use llm classify or llm evaluate")
+            }
+            guard adapter == nil else { throw InferenceError("\(path) is a fine-tuning run already; give its base as --model to add --adapter") }
+            if info.options.method == .full {
+                let base = try load(info.base, tokenizer: explicit ?? info.tokenizer, arithmetic: arithmetic)
+                let tuned = try load(path + "/" + FineTuneRun.modelFolder, tokenizer: explicit ?? info.tokenizer, arithmetic: arithmetic)
+                return base.replacing(model: tuned.model, summary: tuned.summary + " (fully fine-tuned in \(path))", started: started)
+            }
+            return try load(info.base, tokenizer: explicit ?? info.tokenizer, adapter: path, arithmetic: arithmetic)
+        }
+        if let adapter {
+            let base = try load(path, tokenizer: explicit, arithmetic: arithmetic)
+            guard let decoder = base.model as? DecoderModel else { throw InferenceError("\(path): this model takes no adapters") }
+            let contents: PEFTAdapter.Contents
+            do { contents = try PEFTAdapter.load(adapter, into: decoder) } catch {
+                throw InferenceError("--adapter \(adapter): \(error)")
+            }
+            guard contents.score == nil else { throw InferenceError("--adapter \(adapter) belongs to a classifier: use llm classify --model \(adapter)") }
+            decoder.eval()
+            let summary = base.summary + ", LoRA r=\(contents.rank) on \(contents.targets.map(\.rawValue).joined(separator: ",")) from \(adapter)"
+            return base.replacing(model: decoder, summary: summary, started: started)
+        }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw InferenceError("\(path): no such file or folder") }
         if !isDir.boolValue {
@@ -76,7 +107,7 @@ public struct LoadedModel {
             if let end = tok.specialTokenId(ChatTemplate.end) { stops.insert(Int32(end)) }
             if let eot = tok.specialTokenId("<|endoftext|>") { stops.insert(Int32(eot)) }
             let name = file["general.name"]?.string ?? (path as NSString).lastPathComponent
-            return LoadedModel(model: model, tokenizer: tok, chars: nil, bos: vocab.addBos ? vocab.bos : nil, stopIds: stops,
+            return LoadedModel(model: model, tokenizer: tok, chars: nil, bos: vocab.addBos ? vocab.bos : nil, stopIds: stops, eos: vocab.eos,
                                chat: vocab.chatTemplate.flatMap { ChatTemplate(jinja: $0) } ?? ChatTemplate(),
                                summary: "\(name): \(model.summary), GGUF \(fileTypes(file))",
                                loadSeconds: Date().timeIntervalSince(started))
@@ -91,8 +122,17 @@ public struct LoadedModel {
         var stops = Set<Int32>()
         for s in [ChatTemplate.end, "<|endoftext|>"] { if let id = tok?.specialTokenId(s) { stops.insert(Int32(id)) } }
         let chat: ChatTemplate? = model is Llama ? ChatTemplate() : nil
-        return LoadedModel(model: model, tokenizer: tok, chars: chars, bos: nil, stopIds: stops, chat: chat,
+        let eos = tok?.specialTokenId("<|endoftext|>").map { Int32($0) }
+        return LoadedModel(model: model, tokenizer: tok, chars: chars, bos: nil, stopIds: stops, eos: eos, chat: chat,
                            summary: model.summary + ", float32", loadSeconds: Date().timeIntervalSince(started))
+    }
+}
+
+extension LoadedModel {
+    /// The same tokenizer, stops and chat format around another model.
+    public func replacing(model: any LanguageModel, summary: String, started: Date) -> LoadedModel {
+        LoadedModel(model: model, tokenizer: tokenizer, chars: chars, bos: bos, stopIds: stopIds, eos: eos, chat: chat,
+                    summary: summary, loadSeconds: Date().timeIntervalSince(started))
     }
 }
 

@@ -148,3 +148,48 @@ func byteLevelDecodeTable() -> [UInt32: UInt8] {
     }
     return table
 }
+
+extension Tokenizer {
+    /// Writes `tokenizer.json` (and a minimal `tokenizer_config.json`) that Hugging Face
+    /// tokenizers and transformers load as this byte-level BPE: vocabulary spelled in GPT-2's
+    /// byte alphabet, merges in rank order, the split pattern as a pre-tokenizer, special tokens
+    /// as added tokens. Needs the explicit merge list (a tokenizer from tokenizer.json, a GGUF
+    /// file or our trainer); a tiktoken ranks file has none and gets no tokenizer.json.
+    public func saveHuggingFace(to directory: String, eos: UInt32? = nil) throws {
+        guard let merges = bpe.mergeList else { return }
+        var encode = [String](repeating: "", count: 256)
+        for (scalar, byte) in byteLevelDecodeTable() { encode[Int(byte)] = String(UnicodeScalar(scalar)!) }
+        let specialIds = Set(specialTokens.map(\.id))
+        func spell(_ id: UInt32) -> String { bpe.tokenBytes(id).map { encode[Int($0)] }.joined() }
+        var vocab: [String: Int] = [:]
+        for id in 0..<UInt32(bpe.count) where !specialIds.contains(id) { vocab[spell(id)] = Int(id) }
+        for s in specialTokens { vocab[s.text] = Int(s.id) }
+        let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true]
+        let pre: [String: Any]
+        switch pattern {
+        case .gpt2: pre = byteLevel
+        case .gpt2Digits:
+            pre = ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel]]
+        case .gpt4:
+            pre = ["type": "Sequence", "pretokenizers": [
+                ["type": "Split", "pattern": ["Regex": pattern.regex], "behavior": "Isolated", "invert": false],
+                ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false]]]
+        }
+        let added: [[String: Any]] = specialTokens.sorted { $0.id < $1.id }.map {
+            ["id": Int($0.id), "content": $0.text, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true]
+        }
+        let root: [String: Any] = [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": added, "normalizer": NSNull(),
+            "pre_tokenizer": pre, "post_processor": NSNull(),
+            "decoder": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true],
+            "model": ["type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
+                      "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                      "vocab": vocab, "merges": merges.map { [spell($0.0), spell($0.1)] }] as [String: Any],
+        ]
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try atomicWrite(try JSONSerialization.data(withJSONObject: root, options: [.sortedKeys]), to: directory + "/tokenizer.json")
+        var config: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": false]
+        if let eos, let text = specialTokens.first(where: { $0.id == eos })?.text { config["eos_token"] = text }
+        try atomicWrite(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]), to: directory + "/tokenizer_config.json")
+    }
+}

@@ -34,10 +34,12 @@ public struct StepStats: Codable, Sendable {
     public var tokens: Int
     public var seconds: Double
     public var valLoss: Float?
+    /// Classification fine-tuning: accuracy on the validation examples.
+    public var valAccuracy: Float?
 
     enum CodingKeys: String, CodingKey {
         case step, loss, tokens, seconds
-        case learningRate = "lr", gradNorm = "grad_norm", valLoss = "val_loss"
+        case learningRate = "lr", gradNorm = "grad_norm", valLoss = "val_loss", valAccuracy = "val_accuracy"
     }
 }
 

@@ -16,12 +16,12 @@ extension Bench {
         @Option(help: "Generated tokens (tg).") var genTokens = 64
         @Option(help: "Runs of each test (the mean is reported).") var repetitions = 5
         @Flag(help: "Print {\"pp_tok_s\", \"tg_tok_s\", \"load_s\", \"peak_rss_mib\"} and nothing else.") var json = false
-        @OptionGroup var numerics: ArithmeticOption
+        @OptionGroup var loading: ModelLoading
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
             global.apply()
-            let loaded = try loadLanguageModel(model, arithmetic: numerics.value())
+            let loaded = try loading.load(model)
             let lm = loaded.model
             lm.eval()
             let v = lm.vocabularySize
@@ -71,7 +71,7 @@ extension Bench {
         @Option(help: "Tokens generated per sequence (timed).") var genTokens = 64
         @Option(help: "Runs of each (the best is reported).") var repetitions = 3
         @Flag(help: "Print {\"single_tok_s\", \"batched_tok_s\", \"sequences\"} and nothing else.") var json = false
-        @OptionGroup var numerics: ArithmeticOption
+        @OptionGroup var loading: ModelLoading
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
@@ -79,7 +79,7 @@ extension Bench {
             guard sequences > 0, promptTokens > 0, genTokens > 0, repetitions > 0 else {
                 throw CLIError("--sequences, --prompt-tokens, --gen-tokens and --repetitions must be positive")
             }
-            let loaded = try loadLanguageModel(model, arithmetic: numerics.value())
+            let loaded = try loading.load(model)
             let lm = loaded.model
             guard promptTokens + genTokens < lm.contextLength else { throw CLIError("--prompt-tokens + --gen-tokens must fit the context (\(lm.contextLength))") }
             let rng = RandomGenerator(seed: 1)

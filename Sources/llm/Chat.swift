@@ -18,12 +18,12 @@ struct Chat: ParsableCommand {
     @Option(help: "Sample among the k most likely tokens.") var topK: Int? = 40
     @Option(help: "Sample among the most likely tokens whose probability adds up to p.") var topP: Float? = 0.9
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @OptionGroup var numerics: ArithmeticOption
+    @OptionGroup var loading: ModelLoading
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         global.apply()
-        let loaded = try loadLanguageModel(model, arithmetic: numerics.value())
+        let loaded = try loading.load(model)
         guard loaded.chat != nil, loaded.tokenizer != nil else { throw CLIError("\(model) has no chat format") }
         let interactive = isatty(0) != 0
         func say(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }

@@ -22,12 +22,12 @@ struct Generate: ParsableCommand {
     @Option(help: "Tokenizer (default: the model's own, else GPT-2's for a 50257-token vocabulary).") var tokenizer: String?
     @Flag(help: "Print {\"ids\": [...generated ids only...]} and nothing else.") var json = false
     @Flag(help: "Recompute the whole prefix for every token instead of using the KV cache.") var noCache = false
-    @OptionGroup var numerics: ArithmeticOption
+    @OptionGroup var loading: ModelLoading
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         global.apply()
-        let loaded = try loadLanguageModel(model, tokenizer: tokenizer, arithmetic: numerics.value())
+        let loaded = try loading.load(model, tokenizer: tokenizer)
         let lm = loaded.model
         let promptIds: [Int32]
         switch (prompt, ids) {

@@ -4,8 +4,12 @@ import Inference
 import Models
 import Tokenization
 
-/// `--arithmetic`: how a GGUF model computes (see GGUFLlama.Arithmetic).
-struct ArithmeticOption: ParsableArguments {
+/// How `--model` is loaded: `--arithmetic` (how a GGUF model computes, see GGUFLlama.Arithmetic)
+/// and `--adapter` (a LoRA adapter applied unmerged).
+struct ModelLoading: ParsableArguments {
+    @Option(help: ArgumentHelp("A LoRA adapter folder (a fine-tuning run, or PEFT's adapter_config.json + adapter_model.safetensors), applied unmerged.", valueName: "folder"))
+    var adapter: String?
+
     @Option(help: ArgumentHelp("GGUF models: llama.cpp (8-bit activations, integer dot products, F16 attention: llama.cpp's numbers and speed) or float32 (exact Float32 on the dequantized weights: slower, and stable under tiny changes in float order).", valueName: "llama.cpp|float32"))
     var arithmetic: String = "llama.cpp"
 
@@ -16,9 +20,14 @@ struct ArithmeticOption: ParsableArguments {
         default: throw CLIError("--arithmetic \(arithmetic): expected llama.cpp or float32")
         }
     }
-}
 
-/// Loads `--model PATH` (see `LoadedModel.load`).
-func loadLanguageModel(_ path: String, tokenizer explicit: String? = nil, arithmetic: GGUFLlama.Arithmetic = .llamaCpp) throws -> LoadedModel {
-    try LoadedModel.load(path, tokenizer: explicit, arithmetic: arithmetic)
+    /// Loads `--model PATH` (see `LoadedModel.load`).
+    func load(_ path: String, tokenizer explicit: String? = nil) throws -> LoadedModel {
+        if let adapter {
+            guard FileManager.default.fileExists(atPath: adapter + "/adapter_config.json") else {
+                throw CLIError("--adapter \(adapter): no adapter_config.json there (expected a LoRA fine-tuning run or a PEFT adapter folder)")
+            }
+        }
+        return try LoadedModel.load(path, tokenizer: explicit, adapter: adapter, arithmetic: value())
+    }
 }

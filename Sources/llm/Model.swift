@@ -50,12 +50,12 @@ struct Logits: ParsableCommand {
     @Option(help: "Token ids separated by spaces.") var ids: String
     @Flag(help: "Print {\"logits\": [[...]], \"loss\": L} and nothing else.") var json = false
     @Option(help: "Without --json: how many of the most likely next ids to show per position.") var top = 5
-    @OptionGroup var numerics: ArithmeticOption
+    @OptionGroup var loading: ModelLoading
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         global.apply()
-        let loaded = try loadLanguageModel(model, arithmetic: numerics.value())
+        let loaded = try loading.load(model)
         let lm = loaded.model
         let list = try parseIds(ids, source: "--ids").map { Int32(bitPattern: $0) }
         guard !list.isEmpty else { throw CLIError("--ids: no ids") }

@@ -16,12 +16,12 @@ struct Perplexity: ParsableCommand {
     @Option(help: "Score at most this many chunks.") var chunks: Int?
     @Option(help: "Tokenizer (default: the model's own).") var tokenizer: String?
     @Flag(help: "Print {\"perplexity\", \"nll\", \"chunks\", \"scored\", \"context\", \"tokens\"} and nothing else.") var json = false
-    @OptionGroup var numerics: ArithmeticOption
+    @OptionGroup var loading: ModelLoading
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         global.apply()
-        let loaded = try loadLanguageModel(model, tokenizer: tokenizer, arithmetic: numerics.value())
+        let loaded = try loading.load(model, tokenizer: tokenizer)
         let lm = loaded.model
         var text = try utf8Text(readFile(file), source: file)
         // As llama-perplexity: one trailing newline dropped, special-token text read as plain text,

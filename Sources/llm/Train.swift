@@ -176,7 +176,7 @@ struct Train: ParsableCommand {
             let eta = elapsed / Double(done) * Double(o.steps - s.step)
             let val = lastVal.map { String(format: "%.3f (ppl %.1f)", $0, Foundation.exp($0)) } ?? "  -  "
             let line = "step \(s.step)/\(o.steps)  loss \(String(format: "%.3f", s.loss))  val \(val)  lr \(String(format: "%.2e", s.learningRate))  |g| \(String(format: "%.2f", s.gradNorm))  \(Int(tps)) tok/s  ETA \(Int(eta / 60))m\(String(format: "%02d", Int(eta) % 60))s"
-            FileHandle.standardOutput.write(Data(("\r" + line + "   ").utf8))
+            print("\r" + line + "   ", terminator: ""); fflush(stdout)
             if isEval {
                 print("")
                 try log.plot(baseline: baseline)

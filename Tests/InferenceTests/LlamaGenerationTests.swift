@@ -3,6 +3,7 @@ import Inference
 import Models
 import Testing
 import Tensors
+import Tokenization
 
 @Suite struct LlamaGeneration {
     static let folder = Generation.fixtures.appendingPathComponent("llama-tiny")

@@ -123,27 +123,31 @@ func floatLinear(_ layer: any LinearLayer) -> Linear {
 
 extension Llama {
     /// The same model with every weight a float tensor in Hugging Face's layout, ready to save:
-    /// quantized weights dequantized, adapters merged, and a GGUF model's q/k rows put back into
-    /// RoPE-halves order (its spec then pairs halves too). Tensors are shared where nothing changes.
+    /// quantized weights are dequantized and adapters merged (in this model too), and a GGUF
+    /// model's q/k rows are put back into RoPE-halves order in the copy (whose spec then pairs
+    /// halves). Tensors are shared where nothing changes.
     public func huggingFaceLayout() -> Llama {
         dequantizeWeights()
         mergeAdapters()
         guard spec.ropePairing == .adjacent else { return self }
-        withNoGrad {
-            for layer in layers {
-                for (role, heads) in [(DecoderWeight.q, spec.heads), (.k, spec.kvHeads)] {
-                    let l = floatLinear(layer.projection(role)!)
-                    let order = ropeRowOrder(heads: heads, headSize: spec.headSize, toAdjacent: false)
-                    layer.setProjection(role, Linear(weight: l.weight.gatherRows(order), bias: l.bias.map { $0.reshaped(-1, 1).gatherRows(order).reshaped(-1) }))
-                }
-            }
-        }
         var halves = spec
         halves.ropePairing = .halves
-        let rebuilt = layers.enumerated().map { i, l in
-            DecoderLayer(halves, index: i, rng: rng,
-                         linear: { role, _, _ in l.projection(role)! }, norm: { role, _ in l.normalization(role)! })
+        let rebuilt = withNoGrad {
+            layers.enumerated().map { i, l in
+                DecoderLayer(halves, index: i, rng: rng, linear: { role, _, _ in
+                    let p = l.projection(role)!
+                    guard role == .q || role == .k else { return p }
+                    let w = floatLinear(p)
+                    let order = ropeRowOrder(heads: role == .q ? spec.heads : spec.kvHeads, headSize: spec.headSize, toAdjacent: false)
+                    return Linear(weight: w.weight.gatherRows(order), bias: w.bias.map { $0.reshaped(-1, 1).gatherRows(order).reshaped(-1) })
+                }, norm: { role, _ in l.normalization(role)! })
+            }
         }
         return Llama(config: config, spec: halves, embedTokens: embedTokens, layers: rebuilt, norm: norm, lmHead: lmHead, rng: rng)
     }
+}
+
+/// Writes a model as a Hugging Face folder of its architecture (a GGUF Llama in HF's layout).
+public func saveHuggingFaceFolder(_ model: DecoderModel, to folder: String) throws {
+    if let llama = model as? Llama { try llama.huggingFaceLayout().save(to: folder) } else { try model.save(to: folder) }
 }
