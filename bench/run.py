@@ -6,7 +6,9 @@ Each pair runs back to back on the same machine with the same thread count (defa
   - forward + backward of one GPT-2-sized transformer block (`llm bench block`) vs PyTorch CPU;
   - SmolLM2-135M-Instruct Q4_1 GGUF: prompt / generation speed, load time, peak RSS vs llama.cpp
     (bench/llamacpp.py, which alternates the two itself);
-  - batched decoding of 8 sequences in one forward pass per step vs one sequence (`llm bench batch`).
+  - batched decoding of 8 sequences in one forward pass per step vs one sequence (`llm bench batch`);
+  - fine-tuning SmolLM2-135M, LoRA over the quantized base and full (`llm bench finetune`) vs PyTorch
+    + peft (bench/torch_finetune.py), and peft / transformers loading our adapter and merged folder.
 Prints a Markdown table: work · ours · reference · ratio (ours / reference; > 1 means we are faster).
 Run it on a quiet machine: nothing else should be compiling or computing.
 """
@@ -46,6 +48,7 @@ ours, ref = best_of_rounds(
     [args.llm, "bench", "gemm", "--json", "--threads", T, "--shapes", shapes, "--seconds", str(args.seconds)],
     [sys.executable, os.path.join(here, "numpy_gemm.py"), shapes, str(args.seconds)], "gflops")
 numpy_version = ref[0]["numpy"]
+blas_kernels = ours[0].get("blas_kernels", "?")
 for o, r in zip(ours, ref):
     rows.append((f"sgemm {o['shape']} (GFLOPS)", o["gflops"], r["gflops"], f"numpy {numpy_version}"))
 
@@ -127,13 +130,37 @@ for _ in range(max(1, min(3, args.rounds))):
 rows.append(("SmolLM2 Q4_1 decode, 8 sequences batched vs 1 (tok/s in all)", best_batch["batched_tok_s"], best_batch["single_tok_s"],
              "ours, 1 sequence (goal 2.5x)"))
 
+# Fine-tuning SmolLM2-135M-Instruct, batch 8 × 256 tokens, 2 threads: LoRA r16 on all seven projections
+# over the frozen Q4_1 base (QLoRA: the base stays in its blocks) vs PyTorch + peft on the same weights
+# dequantized into LlamaForCausalLM; and full fine-tuning vs PyTorch. Minutes per side: one round
+# (two with --rounds >= 2), 3 timed steps after 1 untimed.
+ft_notes = []
+for method in ("lora", "full"):
+    best_o = best_r = None
+    for _ in range(max(1, min(2, args.rounds))):
+        o = lines([args.llm, "bench", "finetune", "--model", smol, "--method", method, "--batch", "8", "--length", "256",
+                   "--steps", "3", "--warmup-steps", "1", "--threads", T, "--json"])[0]
+        r = lines([sys.executable, os.path.join(here, "torch_finetune.py"), "--gguf", smol, "--method", method, "--batch", "8",
+                   "--length", "256", "--steps", "3", "--warmup-steps", "1", "--threads", T], env=ref_env)[0]
+        best_o = o if best_o is None or o["tokens_per_s"] > best_o["tokens_per_s"] else best_o
+        best_r = r if best_r is None or r["tokens_per_s"] > best_r["tokens_per_s"] else best_r
+    label = "LoRA r16 (QLoRA on Q4_1)" if method == "lora" else "full"
+    goal = "1.5x" if method == "lora" else "1.2x"
+    rows.append((f"SmolLM2-135M fine-tune {label}, B8 T256 (tok/s)", best_o["tokens_per_s"], best_r["tokens_per_s"],
+                 f"torch {best_r['torch']}" + (f" + peft {best_r['peft']}" if best_r.get("peft") else "") + f" (goal {goal})"))
+    ft_notes.append(f"fine-tune {label}: peak RSS ours {best_o['peak_rss_mb']:.0f} MiB, PyTorch {best_r['peak_rss_mb']:.0f} MiB; "
+                    f"trainable ours {best_o['trainable']:,} of {best_o['total']:,}, PyTorch {best_r['trainable']:,} of {best_r['total']:,}")
+peft_check = lines([sys.executable, os.path.join(os.path.dirname(here), "scripts", "fixtures", "check_peft.py"), args.llm])[0]
+ft_notes.append(f"peft loads our adapter: max |Δlogit| {peft_check['peft_max_diff']:.1e}; transformers loads `llm merge`'s folder: "
+                f"{peft_check['merged_max_diff']:.1e}, same tokens: {peft_check['tokenizer_equal']}")
+
 # SmolLM2-135M-Instruct (Q4_1 GGUF) vs llama.cpp built from source (scripts/fetch/llama-cpp.sh): speed, load, memory.
 llama = lines([sys.executable, os.path.join(here, "llamacpp.py"), "--llm", args.llm, "--threads", T,
                "--rounds", str(max(1, min(3, args.rounds))), "--json"])[0]
 llama_notes = llama.get("notes", [f"llama.cpp comparison skipped: {llama.get('skipped')}"])
 rows += [tuple(r) for r in llama.get("rows", [])]
 
-print(f"\nthreads: {args.threads}, best of {args.rounds} alternating rounds\n")
+print(f"\nthreads: {args.threads}, best of {args.rounds} alternating rounds; our OpenBLAS kernels: {blas_kernels}\n")
 print("| work | ours | reference | ratio | reference is |")
 print("|---|---:|---:|---:|---|")
 for name, o, r, who in rows:
@@ -143,5 +170,5 @@ print(f"\nGPT-2 ids on the {os.path.getsize(corpus) / 1e6:.1f} MB corpus vs tikt
 print(f"BPE training: ours {best_ot['train_seconds']:.2f} s, HF tokenizers {best_rt['hf_train_seconds']:.2f} s")
 print(f"compression on held-out text (bytes/token, same vocab size and pattern): ours {best_ot['bytes_per_token']:.4f}, "
       f"HF tokenizers {best_rt['hf_bytes_per_token']:.4f} ({100 * (best_ot['bytes_per_token'] / best_rt['hf_bytes_per_token'] - 1):+.2f} %)")
-for line in gpt_rows + llama_notes:
+for line in gpt_rows + ft_notes + llama_notes:
     print(line)

@@ -2,6 +2,7 @@
 import Accelerate
 #else
 import CBLAS
+import Foundation
 #endif
 
 /// The only door to BLAS: OpenBLAS on Linux, Accelerate on Apple systems.
@@ -58,11 +59,50 @@ public enum BLAS {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// BLAS itself stays on one thread (see `sgemm`); called once at start-up.
+    /// BLAS itself stays on one thread (see `sgemm`); called once at start-up, after choosing
+    /// OpenBLAS's kernels (`kernels`).
     static let singleThreaded: Void = {
         #if !canImport(Accelerate)
+        _ = kernels
         openblas_set_num_threads(1)
         #endif
     }()
+
+    /// The kernel family OpenBLAS runs ("SkylakeX", "Haswell", "Zen", ...); nil with Accelerate.
+    public static var kernelName: String? {
+        #if canImport(Accelerate)
+        return nil
+        #else
+        _ = singleThreaded
+        return openblas_get_corename().map { String(cString: $0) }
+        #endif
+    }
+
+    #if !canImport(Accelerate)
+    /// OpenBLAS built for many CPUs picks its kernels from the CPU's model number when it loads.
+    /// A CPU it does not know (a newer model, or a VM that hides the model) gets its most generic
+    /// x86-64 kernels, "Prescott": SSE3 only, 3–5x slower at sgemm on a machine with AVX-512. Then,
+    /// unless the user chose with OPENBLAS_CORETYPE, we choose from the CPU's feature flags
+    /// (AVX-512 F/BW/DQ/VL: SkylakeX; AVX2 + FMA: Haswell) and let OpenBLAS select again through
+    /// its dynamic-arch entry points, looked up at run time (builds for one CPU have none).
+    static let kernels: Void = {
+        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+              let name = openblas_get_corename().map({ String(cString: $0) }), name.lowercased() == "prescott",
+              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return }
+        let flags = Set(flagsLine.split(separator: " ").map(String.init))
+        let choice: String
+        if ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains) { choice = "SkylakeX" }
+        else if ["avx2", "fma"].allSatisfy(flags.contains) { choice = "Haswell" }
+        else { return }
+        guard let quit = dlsym(nil, "gotoblas_dynamic_quit"),          // nil: RTLD_DEFAULT on glibc
+              let initialize = dlsym(nil, "gotoblas_dynamic_init") else { return }
+        typealias Entry = @convention(c) () -> Void
+        setenv("OPENBLAS_CORETYPE", choice, 1)
+        unsafeBitCast(quit, to: Entry.self)()
+        unsafeBitCast(initialize, to: Entry.self)()
+        unsetenv("OPENBLAS_CORETYPE")
+    }()
+    #endif
 }
 

@@ -7,7 +7,7 @@ import Tensors
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the engine's speed (make bench adds the numpy / PyTorch columns).",
-        subcommands: [Gemm.self, Block.self, TokenizerSpeed.self, TrainSpeed.self, GenerateSpeed.self, LlamaSpeed.self, BatchSpeed.self, QuantSpeed.self])
+        subcommands: [Gemm.self, Block.self, TokenizerSpeed.self, TrainSpeed.self, GenerateSpeed.self, LlamaSpeed.self, BatchSpeed.self, QuantSpeed.self, FineTuneSpeed.self])
 }
 
 extension Bench {
@@ -22,7 +22,7 @@ extension Bench {
 
         func run() throws {
             global.apply()
-            if !json { print("threads: \(Parallel.threads)\n| shape (M×K×N) | GFLOPS |\n|---|---|") }
+            if !json { print("threads: \(Parallel.threads), BLAS kernels: \(BLAS.kernelName ?? "Accelerate")\n| shape (M×K×N) | GFLOPS |\n|---|---|") }
             for spec in shapes.split(separator: ",") {
                 let d = spec.split(separator: "x").compactMap { Int($0) }
                 guard d.count == 3 else { throw ValidationError("bad shape '\(spec)': expected MxKxN") }
@@ -32,7 +32,7 @@ extension Bench {
                 let flops = 2.0 * Double(m * k * n)
                 let best = bestTime(seconds: seconds) { _ = matmul(a, b) }
                 let gflops = flops / best / 1e9
-                if json { print("{\"shape\": \"\(m)x\(k)x\(n)\", \"gflops\": \(gflops)}") }
+                if json { print("{\"shape\": \"\(m)x\(k)x\(n)\", \"gflops\": \(gflops), \"blas_kernels\": \"\(BLAS.kernelName ?? "Accelerate")\"}") }
                 else { print("| \(m)×\(k)×\(n) | \(fmt(Float(gflops), 1)) |") }
             }
         }

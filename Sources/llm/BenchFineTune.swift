@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import Inference
+import Models
+import NN
+import Tensors
+import Training
+
+extension Bench {
+    /// `llm bench finetune`: SFT training throughput on a real model (LoRA or full), the same work
+    /// as bench/torch_finetune.py does with PyTorch + peft: batch × length random ids as inputs
+    /// and targets, forward, backward, AdamW on the trainable parameters.
+    struct FineTuneSpeed: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "finetune", abstract: "Fine-tuning throughput (tok/s, peak RSS): LoRA / QLoRA or full.")
+        @Option(help: "A GGUF file or model folder.") var model: String
+        @Option(help: "lora or full.") var method = "lora"
+        @Option var batch = 8
+        @Option var length = 256
+        @Option var rank = 16
+        @Option var alpha: Float = 32
+        @Option(help: "Timed optimizer steps.") var steps = 4
+        @Option(help: "Untimed steps first.") var warmupSteps = 1
+        @Option var seed: UInt64 = 0
+        @Flag(help: "Print one JSON line.") var json = false
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            global.apply()
+            for (v, n) in [(batch, "--batch"), (length, "--length"), (rank, "--rank"), (steps, "--steps")] { try positive(v, n) }
+            guard warmupSteps >= 0 else { throw CLIError("--warmup-steps must be 0 or more, got \(warmupSteps)") }
+            guard method == "lora" || method == "full" else { throw CLIError("--method must be lora or full, got \(method)") }
+            let loaded = try LoadedModel.load(model, arithmetic: .float32)
+            guard let decoder = loaded.model as? DecoderModel else { throw CLIError("\(model): not a decoder") }
+            guard length <= decoder.contextLength else { throw CLIError("--length \(length) exceeds the context \(decoder.contextLength)") }
+            let loadRSS = peakRSSBytes()
+            if method == "lora" {
+                try decoder.addLoRA(LoRAConfig(rank: rank, alpha: alpha, dropout: 0.05), rng: RandomGenerator(seed: seed))
+            } else {
+                decoder.dequantizeWeights()
+                decoder.freeze(false)
+            }
+            decoder.train()
+            let opt = AdamW(ParameterGroup.decayMatrices(of: decoder, weightDecay: 0), learningRate: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8)
+            let rng = RandomGenerator(seed: seed)
+            let ids = (0..<(batch * length)).map { _ in Int32(rng.next() % UInt64(decoder.vocabularySize)) }
+            var targets: [Int32] = []
+            for r in 0..<batch { targets += Array(ids[(r * length + 1)..<((r + 1) * length)]) + [-100] }
+            var loss: Float = 0
+            func step() throws {
+                let l = try decoder.loss(ids, targets: targets, batch: batch, length: length)
+                loss = l.item
+                l.backward()
+                opt.step()
+                opt.zeroGrad()
+            }
+            for _ in 0..<warmupSteps { try step() }
+            let start = Date()
+            for _ in 0..<steps { try step() }
+            let seconds = Date().timeIntervalSince(start)
+            let counts = Training.parameterCounts(decoder)
+            let tps = Double(batch * length * steps) / seconds
+            let rss = Double(peakRSSBytes()) / 1_048_576
+            if json {
+                print("{\"tokens_per_s\": \(tps), \"seconds_per_step\": \(seconds / Double(steps)), \"peak_rss_mb\": \(rss), \"load_peak_rss_mb\": \(Double(loadRSS) / 1_048_576), \"trainable\": \(counts.trainable), \"total\": \(counts.total), \"loss\": \(loss), \"method\": \"\(method)\"}")
+            } else {
+                print("\(method) B\(batch) T\(length): \(String(format: "%.1f", tps)) tok/s, \(String(format: "%.2f", seconds / Double(steps))) s/step, trainable \(short(counts.trainable)) of \(short(counts.total)), peak RSS \(Int(rss)) MiB, loss \(loss)")
+            }
+        }
+    }
+}
