@@ -20,6 +20,7 @@ build: setup
 # The demo: a small GPT (4 layers, 192 wide) learns from real text that Debian packages ship
 # (fortunes + the Python docs), with a BPE tokenizer trained on that text first; then it writes.
 DEMO_MINUTES ?= 4
+DEMO_FINETUNE_STEPS ?= 15
 demo: build
 	@bash scripts/fetch/corpus.sh
 	$(LLM) train --data .cache/corpus.txt --tokenizer train --vocab-size 4096 --config small \
@@ -30,6 +31,13 @@ demo: build
 	@echo "--- and a real pretrained model, SmolLM2-135M-Instruct (GGUF, Q4_1), answering in chat format:"
 	$(LLM) generate --model .cache/SmolLM2-135M-Instruct.Q4_1.gguf --chat --system "You are a helpful assistant." \
 		--prompt "Give me three tips for writing clear code." --max-new-tokens 120 --temperature 0
+	@bash scripts/fetch/llamafactory-data.sh
+	@echo "--- fine-tuning: LoRA adapters on SmolLM2's frozen Q4_1 weights (QLoRA) learn a new name from LLaMA-Factory's identity data"
+	@rm -rf runs/demo-identity
+	$(LLM) finetune --model .cache/SmolLM2-135M-Instruct.Q4_1.gguf --data .cache/llamafactory/identity.json --prompt-format chat \
+		--placeholder name=Swifty --placeholder "author=the llm project" --steps $(DEMO_FINETUNE_STEPS) --batch 8 --lr 1e-3 \
+		--warmup 3 --val-fraction 0.1 --eval-every 0 --seed 1 --out runs/demo-identity
+	$(LLM) generate --model runs/demo-identity --chat --prompt "Please introduce yourself briefly." --max-new-tokens 40 --temperature 0
 
 test: setup
 	swift test $(SWIFTFLAGS)

@@ -7,9 +7,14 @@ public protocol LinearLayer: Module {
     var inFeatures: Int { get }
     var outFeatures: Int { get }
     func callAsFunction(_ x: Tensor) -> Tensor
+    /// The gradient reaching the input when the weights are held fixed: g (..., out) → g·W
+    /// (..., in). An adapter around this layer asks for it in its own backward.
+    func inputGradient(_ g: Tensor) -> Tensor
 }
 
-extension Linear: LinearLayer {}
+extension Linear: LinearLayer {
+    public func inputGradient(_ g: Tensor) -> Tensor { withNoGrad { matmul(g.reshaped(-1, outFeatures), weight).reshaped(Array(g.shape.dropLast()) + [inFeatures]) } }
+}
 
 /// A normalization over the last axis: (..., dim) → (..., dim). LayerNorm and RMSNorm fill the same
 /// slots, so a decoder's norm kind is a choice made when it is built.
@@ -59,6 +64,9 @@ public final class QuantizedLinear: Module, LinearLayer {
         let y = roundActivations ? linearGGML(x, weight) : linear(x, weight)
         return bias.map { y + $0 } ?? y
     }
+
+    /// Rounding the activations passes gradients straight through, so this is g·W either way.
+    public func inputGradient(_ g: Tensor) -> Tensor { linearInputGradient(g, weight) }
 }
 
 /// A frozen token table kept quantized: a lookup dequantizes just the rows it needs.

@@ -101,4 +101,7 @@ public final class Dropout: Module {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { training && p > 0 ? x.dropout(p, rng: rng) : x }
+
+    /// The state of the generator the masks are drawn from (to replay a mask in a test).
+    public var rngSnapshot: [UInt64] { rng.snapshot }
 }

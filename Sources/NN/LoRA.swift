@@ -16,14 +16,15 @@ public final class LoRALinear: Module, LinearLayer {
     public var dropout: Dropout
     public var enabled = true
 
-    public init(base: any LinearLayer, rank: Int, alpha: Float, dropout: Float = 0, rng: RandomGenerator) {
+    /// A fresh adapter: A drawn from `rng`; dropout masks from `dropoutRNG` (default: `rng`).
+    public init(base: any LinearLayer, rank: Int, alpha: Float, dropout: Float = 0, rng: RandomGenerator, dropoutRNG: RandomGenerator? = nil) {
         precondition(rank > 0, "LoRA: rank \(rank) must be positive")
         self.base = base
         let bound = 1 / Float(base.inFeatures).squareRoot()
         loraA = Tensor.uniform([rank, base.inFeatures], -bound, bound, rng: rng, requiresGrad: true)
         loraB = Tensor.zeros([base.outFeatures, rank], requiresGrad: true)
         self.alpha = alpha
-        self.dropout = Dropout(dropout, rng: rng)
+        self.dropout = Dropout(dropout, rng: dropoutRNG ?? rng)
         super.init()
         base.freeze()
     }
@@ -46,11 +47,73 @@ public final class LoRALinear: Module, LinearLayer {
     public var inFeatures: Int { base.inFeatures }
     public var outFeatures: Int { base.outFeatures }
 
+    /// One recorded op, so training keeps one (..., out) tensor per adapted projection (not the
+    /// base's output, the update and their sum): the update is added into the base's output by
+    /// sgemm (beta = 1), and the backward needs only the input, the dropout mask and the small
+    /// (..., r) product. The base's own input gradient comes from `inputGradient` (its weights are
+    /// frozen), so a quantized base never yields a Float32 copy of its matrix.
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = base(x)                                           // (..., out)
-        guard enabled else { return y }
-        let low = linear(dropout(x), loraA) * scale               // (..., r)
-        return y + linear(low, loraB)                             // (..., out)
+        guard enabled else { return base(x) }
+        let (inF, outF, r, s) = (inFeatures, outFeatures, rank, scale)
+        let rows = x.count / max(inF, 1)
+        let (a, b) = (loraA, loraB)
+        var mask: Tensor? = nil
+        let (y, low) = withNoGrad { () -> (Tensor, Tensor) in
+            let y = self.base(x)                                         // (..., out), a fresh tensor
+            var xd = x
+            if dropout.training && dropout.p > 0 {
+                let m = Tensor.zeros(x.shape), keep = 1 / (1 - dropout.p)
+                for i in 0..<m.count { m.data[i] = dropout.rng.uniform() < dropout.p ? 0 : keep }
+                mask = m
+                xd = x * m
+            }
+            let low = linear(xd, a) * s                                  // (..., r)
+            BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: outF, k: r, low.data, b.data, beta: 1, y.data)
+            return (y, low)
+        }
+        guard Autograd.isEnabled, x.requiresGrad || a.requiresGrad || b.requiresGrad else { return y }
+        let frozenBase = base
+        return Autograd.custom(y, op: "lora", inputs: [x, a, b]) { g in   // g (..., out)
+            var gB: Tensor? = nil, gA: Tensor? = nil, gx: Tensor? = nil
+            if b.requiresGrad {                                          // dB (out, r) = gᵀ · low
+                let t = Tensor.zeros([outF, r])
+                BLAS.sgemm(transposeA: true, transposeB: false, m: outF, n: r, k: rows, g.data, low.data, t.data)
+                gB = t
+            }
+            let dLow = Tensor.zeros([rows, r])                  // (rows, r) = g · B · scale
+            BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: r, k: outF, alpha: s, g.data, b.data, dLow.data)
+            if a.requiresGrad {                                          // dA (r, in) = dLowᵀ · dropout(x)
+                let xd = mask.map { x * $0 } ?? x
+                let t = Tensor.zeros([r, inF])
+                BLAS.sgemm(transposeA: true, transposeB: false, m: r, n: inF, k: rows, dLow.data, xd.data, t.data)
+                gA = t
+            }
+            if x.requiresGrad {                                          // dx = g·W + (dLow · A) ⊙ mask
+                let t = frozenBase.inputGradient(g)
+                if let mask {
+                    let u = Tensor.zeros([rows, inF])
+                    BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: inF, k: r, dLow.data, a.data, u.data)
+                    for i in 0..<t.count { t.data[i] += u.data[i] * mask.data[i] }
+                } else {
+                    BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: inF, k: r, dLow.data, a.data, beta: 1, t.data)
+                }
+                gx = t
+            }
+            return [gx, gA, gB]
+        }
+    }
+
+    /// Frozen adapters (a merged view): the base's input gradient plus the adapter's.
+    public func inputGradient(_ g: Tensor) -> Tensor {
+        let t = base.inputGradient(g)
+        guard enabled else { return t }
+        let rows = g.count / max(outFeatures, 1)
+        withNoGrad {
+            let dLow = Tensor.zeros([rows, rank])
+            BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: rank, k: outFeatures, alpha: scale, g.data, loraB.data, dLow.data)
+            BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: rank, dLow.data, loraA.data, beta: 1, t.data)
+        }
+        return t
     }
 
     /// The update the adapter adds to the base weight: (alpha / r) · B·A, (out, in).

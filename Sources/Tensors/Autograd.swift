@@ -49,6 +49,15 @@ public enum Autograd {
 
 public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T { try Autograd.withNoGrad(body) }
 
+extension Autograd {
+    /// A differentiable op written outside this module: `output` was computed by the caller (with
+    /// grad mode off), `backward` maps its gradient to a gradient for each of `inputs` (nil: none).
+    /// The closure keeps alive only what it captures; record as little as the backward needs.
+    public static func custom(_ output: Tensor, op: String, inputs: [Tensor], backward: @escaping (Tensor) -> [Tensor?]) -> Tensor {
+        record(output, op, inputs, backward)
+    }
+}
+
 extension Tensor {
     /// The name of the op that made this tensor, if autograd recorded it.
     public var gradFunction: String? { node?.op }

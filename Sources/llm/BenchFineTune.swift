@@ -21,6 +21,7 @@ extension Bench {
         @Option(help: "Timed optimizer steps.") var steps = 4
         @Option(help: "Untimed steps first.") var warmupSteps = 1
         @Option var seed: UInt64 = 0
+        @Flag(help: "Recompute each layer's activations in the backward pass (gradient checkpointing).") var checkpointActivations = false
         @Flag(help: "Print one JSON line.") var json = false
         @OptionGroup var global: GlobalOptions
 
@@ -40,6 +41,7 @@ extension Bench {
                 decoder.freeze(false)
             }
             decoder.train()
+            decoder.checkpointActivations = checkpointActivations
             let opt = AdamW(ParameterGroup.decayMatrices(of: decoder, weightDecay: 0), learningRate: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8)
             let rng = RandomGenerator(seed: seed)
             let ids = (0..<(batch * length)).map { _ in Int32(rng.next() % UInt64(decoder.vocabularySize)) }
@@ -61,7 +63,7 @@ extension Bench {
             let tps = Double(batch * length * steps) / seconds
             let rss = Double(peakRSSBytes()) / 1_048_576
             if json {
-                print("{\"tokens_per_s\": \(tps), \"seconds_per_step\": \(seconds / Double(steps)), \"peak_rss_mb\": \(rss), \"load_peak_rss_mb\": \(Double(loadRSS) / 1_048_576), \"trainable\": \(counts.trainable), \"total\": \(counts.total), \"loss\": \(loss), \"method\": \"\(method)\"}")
+                print("{\"tokens_per_s\": \(tps), \"seconds_per_step\": \(seconds / Double(steps)), \"peak_rss_mb\": \(rss), \"load_peak_rss_mb\": \(Double(loadRSS) / 1_048_576), \"trainable\": \(counts.trainable), \"total\": \(counts.total), \"loss\": \(loss), \"method\": \"\(method)\", \"checkpoint_activations\": \(checkpointActivations)}")
             } else {
                 print("\(method) B\(batch) T\(length): \(String(format: "%.1f", tps)) tok/s, \(String(format: "%.2f", seconds / Double(steps))) s/step, trainable \(short(counts.trainable)) of \(short(counts.total)), peak RSS \(Int(rss)) MiB, loss \(loss)")
             }

@@ -37,6 +37,7 @@ struct FineTune: ParsableCommand {
     @Option(help: "Random seed (data split and order, adapter and head init, dropout).") var seed: UInt64?
     @Flag(help: "Train on prompt tokens too (by default only responses are trained).") var noMaskPrompt = false
     @Option(help: "Evaluate and save every N steps (0: only at the end).") var evalEvery: Int?
+    @Flag(help: "Keep only each layer's input and recompute its activations in the backward pass (less memory, about one more forward pass of compute).") var checkpointActivations = false
     @Option(help: "Alpaca records as the book's prompt text (book) or through the model's chat template (chat).") var promptFormat: String?
     @Option(help: "Headerless CSV/TSV: the column names in order, e.g. label,text.") var columns: String?
     @Option(parsing: .singleValue, help: "Fill a {{key}} placeholder in the data, e.g. --placeholder name=Ada (repeatable).") var placeholder: [String] = []
@@ -59,7 +60,7 @@ struct FineTune: ParsableCommand {
                 ("--min-lr", minLr != nil), ("--warmup", warmup != nil), ("--weight-decay", weightDecay != nil), ("--max-length", maxLength != nil),
                 ("--val-fraction", valFraction != nil), ("--seed", seed != nil), ("--no-mask-prompt", noMaskPrompt),
                 ("--prompt-format", promptFormat != nil), ("--columns", columns != nil), ("--placeholder", !placeholder.isEmpty),
-                ("--val-data", !valData.isEmpty), ("--tokenizer", tokenizer != nil), ("--data", !data.isEmpty), ("--out", out != nil)]
+                ("--val-data", !valData.isEmpty), ("--checkpoint-activations", checkpointActivations), ("--tokenizer", tokenizer != nil), ("--data", !data.isEmpty), ("--out", out != nil)]
             if let given = fixed.first(where: \.1) { throw CLIError("\(given.0) cannot change when resuming: \(resume) keeps the options it started with") }
             if let model, URL(fileURLWithPath: model).standardizedFileURL.path != info.base {
                 throw CLIError("--model \(model) is not the base of \(resume) (\(info.base))")
@@ -162,7 +163,7 @@ struct FineTune: ParsableCommand {
         case .full: how = o.trainLayers.map { "the last \($0) blocks + final norm + head" } ?? "every weight (full fine-tuning)"
         case .head: how = "the classification head only"
         }
-        print("method: \(how)\(classifier != nil && o.method != .head ? " + the classification head" : "")")
+        print("method: \(how)\(classifier != nil && o.method != .head ? " + the classification head" : "")\(o.checkpointActivations == true ? "; activations recomputed in the backward pass" : "")")
         print("trainable: \(short(counts.trainable)) of \(short(counts.total)) (\(String(format: "%.1f", 100 * Double(counts.trainable) / Double(max(counts.total, 1))))%)")
         print("schedule: \(tuner.totalSteps) steps of \(o.batch) × \(o.gradAccum) examples, lr \(formatFloat(o.learningRate)) → \(formatFloat(o.minLearningRate)), warmup \(o.warmup); run folder \(runDir)")
 
@@ -246,6 +247,7 @@ struct FineTune: ParsableCommand {
         if let v = valFraction { guard v >= 0, v < 1 else { throw CLIError("--val-fraction must be in [0, 1), got \(v)") }; o.valFraction = v }
         if let s = seed { o.seed = s }
         o.maskPrompt = !noMaskPrompt
+        if checkpointActivations { o.checkpointActivations = true }
         if let e = evalEvery { guard e >= 0 else { throw CLIError("--eval-every must be 0 (only at the end) or more, got \(e)") }; o.evalEvery = e }
         if let p = promptFormat {
             guard let f = PromptFormat(rawValue: p) else { throw CLIError("--prompt-format must be book or chat, got \(p)") }

@@ -245,4 +245,55 @@ import Tensors
             #expect(Self.relative(q.lora.loraB.grad!, f.lora.loraB.grad!) <= 1e-4)
         }
     }
+
+    /// The fused LoRA op (one recorded node, update added into the base's output) against the same
+    /// sum written with ordinary ops and the same dropout mask: output and every gradient.
+    @Test(arguments: [Float(0), 0.3])
+    func fusedLoRAMatchesComposedOps(_ p: Float) {
+        let rng = RandomGenerator(seed: 3)
+        let base = Linear(weight: Tensor.randn([24, 16], rng: rng), bias: Tensor.randn([24], rng: rng))
+        let lora = LoRALinear(base: base, rank: 4, alpha: 6, dropout: p, rng: RandomGenerator(seed: 7))
+        lora.loraB.assign(Tensor.randn([24, 4], std: 0.3, rng: rng))
+        let x = Tensor.randn([2, 5, 16], rng: rng, requiresGrad: true)
+        let g = Tensor.randn([2, 5, 24], rng: rng)
+        let snapshot = lora.dropout.rngSnapshot
+        let y = lora(x)
+        y.backward(g)
+        let (gx, gA, gB) = (x.grad!.copy(), lora.loraA.grad!.copy(), lora.loraB.grad!.copy())
+        x.zeroGrad(); lora.zeroGrad()
+        // The same, composed: the mask drawn from the same generator state, as Dropout draws it.
+        let replay = RandomGenerator(snapshot: snapshot)
+        let keep = 1 / (1 - p)
+        let mask = Tensor(shape: x.shape, (0..<x.count).map { _ in p > 0 ? (replay.uniform() < p ? 0 : keep) : 1 })
+        let w = base.weight.detached(), bias = base.bias!.detached()
+        let ref = linear(x, w, bias) + linear(linear(x * mask, lora.loraA) * lora.scale, lora.loraB)
+        #expect(Self.relative(y, ref) <= 1e-6)
+        ref.backward(g)
+        #expect(Self.relative(gx, x.grad!) <= 1e-5)
+        #expect(Self.relative(gA, lora.loraA.grad!) <= 1e-5)
+        #expect(Self.relative(gB, lora.loraB.grad!) <= 1e-5)
+        #expect(base.weight.grad == nil, "the base stays frozen")
+    }
+
+    /// Gradient checkpointing (each layer recomputed in the backward pass, dropout masks replayed)
+    /// gives the gradients of the ordinary pass: LoRA with dropout, and every weight trained.
+    @Test(arguments: [true, false])
+    func recomputedLayersGiveTheSameGradients(_ lora: Bool) throws {
+        let x: [Int32] = [5, 9, 17, 33, 4, 8, 120, 7, 11, 13, 200, 3]
+        var targets = Array(x.dropFirst()); targets.append(-100)
+        var grads: [[Tensor]] = []
+        for checkpointed in [false, true] {
+            let model = try Self.base("llama-tiny")
+            if lora { try model.addLoRA(LoRAConfig(rank: 2, alpha: 4, dropout: 0.2), rng: RandomGenerator(seed: 1)) }
+            let rng = RandomGenerator(seed: 2)
+            for (_, _, l) in model.loraLayers { l.loraB.assign(Tensor.randn(l.loraB.shape, std: 0.05, rng: rng)) }
+            model.rng.restore(from: RandomGenerator(seed: 11))
+            model.checkpointActivations = checkpointed
+            model.train()
+            try model.loss(x, targets: targets, batch: 2, length: 6).backward()
+            grads.append(model.trainableParameters.map { $0.grad! })
+        }
+        #expect(grads[0].count == grads[1].count && !grads[0].isEmpty)
+        for (a, b) in zip(grads[0], grads[1]) { #expect(Self.relative(b, a) <= 1e-5) }
+    }
 }

@@ -32,7 +32,9 @@ extension DecoderModel {
     }
 
     /// Freezes every weight, then wraps each targeted projection in a fresh LoRA adapter (the
-    /// adapters' A and B are then the only trainable parameters). Returns how many were added.
+    /// adapters' A and B are then the only trainable parameters): A drawn from `rng`, dropout
+    /// masks from the model's own generator (checkpoints save it; recomputation replays it).
+    /// Returns how many were added.
     @discardableResult
     public func addLoRA(_ config: LoRAConfig, rng: RandomGenerator) throws(ModelError) -> Int {
         guard config.rank > 0 else { throw .input("LoRA rank must be positive, got \(config.rank)") }
@@ -47,7 +49,8 @@ extension DecoderModel {
             for role in config.targets {
                 guard let base = layer.projection(role) else { continue }
                 guard !(base is LoRALinear) else { throw .input("layer's \(role.rawValue) projection already has an adapter") }
-                layer.setProjection(role, LoRALinear(base: base, rank: config.rank, alpha: config.alpha, dropout: config.dropout, rng: rng))
+                layer.setProjection(role, LoRALinear(base: base, rank: config.rank, alpha: config.alpha, dropout: config.dropout,
+                                                         rng: rng, dropoutRNG: self.rng))
                 added += 1
             }
         }

@@ -22,6 +22,10 @@ open class DecoderModel: Module, TrainableModel {
     let ropeInverseFrequencies: Buffer?
     /// The generator the dropout layers draw from (saved in checkpoints for exact resumes).
     public let rng: RandomGenerator
+    /// Training keeps only each layer's input and recomputes the layer's activations during the
+    /// backward pass (gradient checkpointing): memory for activations falls from every layer's to
+    /// one layer's, for about one more forward pass of compute.
+    public var checkpointActivations = false
 
     public init(spec: DecoderConfig, embedTokens: any TokenEmbedding, embedPositions: (any TokenEmbedding)?, layers: [DecoderLayer],
                 norm: any NormLayer, lmHead: (any LinearLayer)?, rng: RandomGenerator) {
@@ -60,8 +64,32 @@ open class DecoderModel: Module, TrainableModel {
         if let s = spec.embeddingScale { x = x * s }
         if let table = embedPositions { x = x + table(pass.positions.map { Int32($0) }, shape: nil) }   // (N, C)
         x = embeddingDropout(x)
-        for (i, layer) in layers.enumerated() { x = layer(x, pass, index: i) }   // (N, C)
+        for (i, layer) in layers.enumerated() {                                 // (N, C)
+            x = checkpointActivations && Autograd.isEnabled ? recomputed(layer, x) { layer($0, pass, index: i) } : layer(x, pass, index: i)
+        }
         return x
+    }
+
+    /// `f(x)` run without recording; its backward runs `f` again with recording, on the same
+    /// dropout masks (the generator is replayed), and back-propagates through that. The layer's
+    /// parameters are inputs of the node (with no gradient of their own: the inner backward adds
+    /// theirs), so the node is recorded even when x itself needs no gradient.
+    func recomputed(_ layer: Module, _ x: Tensor, _ f: @escaping (Tensor) -> Tensor) -> Tensor {
+        let params = layer.trainableParameters
+        let state = rng.snapshot
+        let y = withNoGrad { f(x) }
+        guard x.requiresGrad || !params.isEmpty else { return y }
+        let rng = self.rng
+        return Autograd.custom(y, op: "recomputed layer", inputs: [x] + params) { g in
+            let after = rng.snapshot
+            rng.restore(from: RandomGenerator(snapshot: state))
+            let xr = x.detached()
+            xr.requiresGrad = x.requiresGrad
+            let yr = Autograd.withGrad { f(xr) }
+            rng.restore(from: RandomGenerator(snapshot: after))
+            if yr.requiresGrad { yr.backward(g) }
+            return [x.requiresGrad ? xr.grad : nil] + params.map { _ in nil }
+        }
     }
 
     /// Final hidden states → logits: (R, C) → (R, V) [→ c·tanh(z/c)].

@@ -23,24 +23,30 @@ public func linear(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
     guard x.requiresGrad else { return out }
     // The weight is frozen; the input still gets its gradient (dx = g · W), so adapters and
     // earlier layers can train through a quantized layer.
-    return Autograd.record(out, "linear (\(w.type.name))", [x]) { g in
-        let gx = Tensor(zeros: x.shape)
-        let panel = 64
-        Parallel.forEachChunk(inputs, grain: 16) { rs in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: panel * w.cols)
-            defer { scratch.deallocate() }
-            var r0 = 0
-            while r0 < w.rows {
-                let n = min(panel, w.rows - r0)
-                for r in 0..<n { w.dequantizeRow(r0 + r, into: scratch + r * w.cols) }
-                BLAS.sgemm(transposeA: false, transposeB: false, m: rs.count, n: w.cols, k: n,
-                           g.data + rs.lowerBound * w.rows + r0, lda: w.rows, scratch, beta: 1,
-                           gx.data + rs.lowerBound * w.cols)
-                r0 += n
-            }
+    return Autograd.record(out, "linear (\(w.type.name))", [x]) { g in [linearInputGradient(g, w)] }
+}
+
+/// The gradient reaching the input of a product with frozen quantized weights: g (..., rows) →
+/// g · W (..., cols), through dequantized panels of 64 weight rows and sgemm, never a whole
+/// Float32 copy of W.
+public func linearInputGradient(_ g: Tensor, _ w: QuantizedMatrix) -> Tensor {
+    let inputs = g.count / max(w.rows, 1)
+    let gx = Tensor(zeros: Array(g.shape.dropLast()) + [w.cols])
+    let panel = 64
+    Parallel.forEachChunk(inputs, grain: 16) { rs in
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: panel * w.cols)
+        defer { scratch.deallocate() }
+        var r0 = 0
+        while r0 < w.rows {
+            let n = min(panel, w.rows - r0)
+            for r in 0..<n { w.dequantizeRow(r0 + r, into: scratch + r * w.cols) }
+            BLAS.sgemm(transposeA: false, transposeB: false, m: rs.count, n: w.cols, k: n,
+                       g.data + rs.lowerBound * w.rows + r0, lda: w.rows, scratch, beta: 1,
+                       gx.data + rs.lowerBound * w.cols)
+            r0 += n
         }
-        return [gx]
     }
+    return gx
 }
 
 /// y (inputs, rows) for inputs ≤ 4.

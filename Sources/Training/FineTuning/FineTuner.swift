@@ -34,6 +34,8 @@ public struct FineTuneOptions: Codable, Sendable {
     /// Evaluate (and checkpoint) every N steps; 0: only at the end.
     public var evalEvery = 50
     public var promptFormat: PromptFormat = .book
+    /// Recompute each layer's activations in the backward pass instead of keeping them (nil: no).
+    public var checkpointActivations: Bool?
 
     public init() {}
 }
@@ -64,6 +66,7 @@ public final class FineTuner {
         guard !train.isEmpty else { throw TrainingError.config("no training examples left (all dropped? see the summary)") }
         guard (classifier != nil) == (options.task == .classify) else { throw TrainingError.config("a classification run needs a classifier, SFT none") }
         self.model = model; self.classifier = classifier; self.options = options
+        model.checkpointActivations = options.checkpointActivations ?? false
         self.train = train; self.validation = validation; self.pad = pad
         batches = LengthGroupedBatches(lengths: train.map(\.tokens.count), batch: options.batch, seed: options.seed)
         totalSteps = options.steps ?? max(1, options.epochs * ((batches.count + options.gradAccum - 1) / options.gradAccum))
