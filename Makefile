@@ -19,8 +19,8 @@ build: setup
 
 # The demo: a small GPT (4 layers, 192 wide) learns from real text that Debian packages ship
 # (fortunes + the Python docs), with a BPE tokenizer trained on that text first; then it writes.
-DEMO_MINUTES ?= 4
-DEMO_FINETUNE_STEPS ?= 15
+DEMO_MINUTES ?= 3
+DEMO_FINETUNE_EPOCHS ?= 3
 demo: build
 	@bash scripts/fetch/corpus.sh
 	$(LLM) train --data .cache/corpus.txt --tokenizer train --vocab-size 4096 --config small \
@@ -35,8 +35,8 @@ demo: build
 	@echo "--- fine-tuning: LoRA adapters on SmolLM2's frozen Q4_1 weights (QLoRA) learn a new name from LLaMA-Factory's identity data"
 	@rm -rf runs/demo-identity
 	$(LLM) finetune --model .cache/SmolLM2-135M-Instruct.Q4_1.gguf --data .cache/llamafactory/identity.json --prompt-format chat \
-		--placeholder name=Swifty --placeholder "author=the llm project" --steps $(DEMO_FINETUNE_STEPS) --batch 8 --lr 1e-3 \
-		--warmup 3 --val-fraction 0.1 --eval-every 0 --seed 1 --out runs/demo-identity
+		--placeholder name=Swifty --placeholder "author=the llm project" --epochs $(DEMO_FINETUNE_EPOCHS) --batch 8 --lr 1e-3 \
+		--warmup 5 --val-fraction 0.1 --eval-every 0 --seed 1 --out runs/demo-identity
 	$(LLM) generate --model runs/demo-identity --chat --prompt "Please introduce yourself briefly." --max-new-tokens 40 --temperature 0
 
 test: setup

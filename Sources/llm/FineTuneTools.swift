@@ -59,7 +59,7 @@ struct Classify: ParsableCommand {
             guard !text.isEmpty else { throw CLIError("--text is empty") }
             texts = [text]
         } else {
-            texts = try utf8Text(readFile(file!), source: file!).split(separator: "\n", omittingEmptySubsequences: true)
+            texts = try utf8Text(readFile(file!), source: file!).split(whereSeparator: { $0 == "\n" || $0 == "\r\n" })
                 .map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\r")) }.filter { !$0.isEmpty }
             guard !texts.isEmpty else { throw CLIError("--file \(file!): no lines of text") }
         }

@@ -157,4 +157,28 @@ import Testing
         let adapter = try Self.run(["generate", "--model", Self.base, "--adapter", dir, "--prompt", "x"])
         #expect(adapter.status == 1 && adapter.err.contains("--adapter \(dir): no adapter_config.json"))
     }
+
+    /// One of our own GPT runs (trained here with its own tokenizer) fine-tunes with LoRA, and the
+    /// adapter merges into a GPT-2 folder (q/k/v joined back into c_attn) with the same logits.
+    @Test func ourGPTRunFineTunesAndMerges() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let words = ["alpha", "beta", "gamma", "delta", "the", "and", "of", "model", "learns", "text"]
+        try Self.write((0..<600).map { words[($0 * 3 + $0 / 7) % words.count] }.joined(separator: " "), dir + "/corpus.txt")
+        let train = try Self.run(["train", "--data", dir + "/corpus.txt", "--tokenizer", "train", "--vocab-size", "300", "--config", "mini",
+                                  "--context", "32", "--batch", "4", "--steps", "3", "--out", dir + "/run"])
+        #expect(train.status == 0, "\(train.err)")
+        let data = try Self.sftData(dir)
+        let ft = try Self.run(["finetune", "--model", dir + "/run", "--data", data, "--out", dir + "/ft", "--steps", "3", "--batch", "4",
+                               "--lr", "1e-2", "--max-length", "32"])
+        #expect(ft.status == 0 && ft.out.contains("on 12 projections"), "\(ft.err)\(ft.out)")   // 2 layers × q,k,v,o,up,down (no gate)
+        let ids = ["--ids", "5 17 33 4", "--json"]
+        let adapted = try Self.run(["logits", "--model", dir + "/ft"] + ids)
+        #expect(adapted.status == 0, "\(adapted.err)")
+        let merged = try Self.run(["merge", "--model", dir + "/run", "--adapter", dir + "/ft", "--output", dir + "/merged"])
+        #expect(merged.status == 0, "\(merged.err)")
+        let a = ((try JSONSerialization.jsonObject(with: Data(adapted.out.utf8)) as! [String: Any])["logits"] as! [[Double]]).flatMap { $0 }
+        let m = ((try JSONSerialization.jsonObject(with: Data(try Self.run(["logits", "--model", dir + "/merged"] + ids).out.utf8)) as! [String: Any])["logits"] as! [[Double]]).flatMap { $0 }
+        #expect(a.count == m.count && zip(a, m).map { abs($0 - $1) }.max()! <= 1e-4)
+    }
 }

@@ -36,6 +36,13 @@ import Training
         #expect(alpaca.segments.map(\.text).joined() == "<|im_start|>user\ni\n\nx<|im_end|>\n<|im_start|>assistant\no<|im_end|>\n")
     }
 
+    /// Windows line ends: "\r\n" is one Character in Swift, so lines must split on it too.
+    @Test func crlfJSONLines() throws {
+        let path = try Self.file("{\"text\": \"a\"}\r\n{\"prompt\": \"p\", \"completion\": \"c\"}\r\n", "jsonl")
+        let ex = try InstructionData.read(path, format: .book, template: ChatTemplate())
+        #expect(ex.count == 2 && ex[1].source == path + ":2")
+    }
+
     @Test func csvQuotingAndErrors() throws {
         let path = try Self.file("label,text\nspam,\"Win \"\"big\"\", now,\nor never\"\nham,plain \"quoted\" word\n\nham,last\n", "csv")
         let rows = try ClassificationData.read(path)

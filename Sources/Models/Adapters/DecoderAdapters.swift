@@ -151,6 +151,10 @@ extension Llama {
 }
 
 /// Writes a model as a Hugging Face folder of its architecture (a GGUF Llama in HF's layout).
+/// Adapters are merged and quantized weights dequantized, in the model itself.
 public func saveHuggingFaceFolder(_ model: DecoderModel, to folder: String) throws {
-    if let llama = model as? Llama { try llama.huggingFaceLayout().save(to: folder) } else { try model.save(to: folder) }
+    if let llama = model as? Llama { return try llama.huggingFaceLayout().save(to: folder) }
+    model.dequantizeWeights()
+    model.mergeAdapters()
+    try model.save(to: folder)
 }

@@ -67,7 +67,7 @@ public enum InstructionData {
             }
         }
         var out: [(String, [String: Any])] = []
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (n, line) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {   // "\r\n" is one Character
             guard line.contains(where: { !$0.isWhitespace }) else { continue }
             let source = "\(path):\(n + 1)"
             let json: Any
