@@ -57,15 +57,14 @@ public final class LoRALinear: Module, LinearLayer {
         let (inF, outF, r, s) = (inFeatures, outFeatures, rank, scale)
         let rows = x.count / max(inF, 1)
         let (a, b) = (loraA, loraB)
-        var mask: Tensor? = nil
+        var mask: DropoutMask? = nil
         let (y, low) = withNoGrad { () -> (Tensor, Tensor) in
             let y = self.base(x)                                         // (..., out), a fresh tensor
             var xd = x
             if dropout.training && dropout.p > 0 {
-                let m = Tensor.zeros(x.shape), keep = 1 / (1 - dropout.p)
-                for i in 0..<m.count { m.data[i] = dropout.rng.uniform() < dropout.p ? 0 : keep }
+                let m = DropoutMask(count: x.count, p: dropout.p, rng: dropout.rng)
                 mask = m
-                xd = x * m
+                xd = m.apply(x)
             }
             let low = linear(xd, a) * s                                  // (..., r)
             BLAS.sgemm(transposeA: false, transposeB: true, m: rows, n: outF, k: r, low.data, b.data, beta: 1, y.data)
@@ -83,7 +82,7 @@ public final class LoRALinear: Module, LinearLayer {
             let dLow = Tensor.zeros([rows, r])                  // (rows, r) = g · B · scale
             BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: r, k: outF, alpha: s, g.data, b.data, dLow.data)
             if a.requiresGrad {                                          // dA (r, in) = dLowᵀ · dropout(x)
-                let xd = mask.map { x * $0 } ?? x
+                let xd = mask.map { $0.apply(x) } ?? x
                 let t = Tensor.zeros([r, inF])
                 BLAS.sgemm(transposeA: true, transposeB: false, m: r, n: inF, k: rows, dLow.data, xd.data, t.data)
                 gA = t
@@ -93,7 +92,7 @@ public final class LoRALinear: Module, LinearLayer {
                 if let mask {
                     let u = Tensor.zeros([rows, inF])
                     BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: inF, k: r, dLow.data, a.data, u.data)
-                    for i in 0..<t.count { t.data[i] += u.data[i] * mask.data[i] }
+                    mask.addMasked(u, into: t)
                 } else {
                     BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: inF, k: r, dLow.data, a.data, beta: 1, t.data)
                 }
@@ -118,4 +117,51 @@ public final class LoRALinear: Module, LinearLayer {
 
     /// The update the adapter adds to the base weight: (alpha / r) · B·A, (out, in).
     public func delta() -> Tensor { withNoGrad { matmul(loraB, loraA) * scale } }
+}
+
+/// Which inputs dropout keeps, one byte each (a Float mask would be 4), drawn 16 bits at a time
+/// (four per 64-bit draw): an element is dropped when its 16 bits fall below p·65536. Kept
+/// elements are scaled by 1/(1 − p) where the mask is applied.
+struct DropoutMask {
+    let keep: [UInt8]
+    let scale: Float
+
+    init(count: Int, p: Float, rng: RandomGenerator) {
+        let threshold = UInt64((p * 65536).rounded())
+        var keep = [UInt8](repeating: 0, count: count)
+        keep.withUnsafeMutableBufferPointer { k in
+            var i = 0
+            while i < count {
+                let bits = rng.next()
+                for j in 0..<Swift.min(4, count - i) { k[i + j] = (bits >> (16 * UInt64(j))) & 0xFFFF < threshold ? 0 : 1 }
+                i += 4
+            }
+        }
+        self.keep = keep
+        scale = 1 / (1 - p)
+    }
+
+    /// x with dropped elements zeroed and kept ones scaled.
+    func apply(_ x: Tensor) -> Tensor {
+        let out = Tensor.zeros(x.shape)
+        let (src, dst, s) = (x.data, out.data, scale)
+        keep.withUnsafeBufferPointer { k in
+            let kp = k.baseAddress!
+            Parallel.forEachChunk(x.count, grain: 1 << 15) { r in
+                for i in r { dst[i] = kp[i] == 0 ? 0 : src[i] * s }
+            }
+        }
+        return out
+    }
+
+    /// into += u masked and scaled (the gradient through dropout).
+    func addMasked(_ u: Tensor, into t: Tensor) {
+        let (src, dst, s) = (u.data, t.data, scale)
+        keep.withUnsafeBufferPointer { k in
+            let kp = k.baseAddress!
+            Parallel.forEachChunk(t.count, grain: 1 << 15) { r in
+                for i in r where kp[i] != 0 { dst[i] += src[i] * s }
+            }
+        }
+    }
 }

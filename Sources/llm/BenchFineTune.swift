@@ -21,6 +21,7 @@ extension Bench {
         @Option(help: "Timed optimizer steps.") var steps = 4
         @Option(help: "Untimed steps first.") var warmupSteps = 1
         @Option var seed: UInt64 = 0
+        @Flag(help: "LoRA over Float32 copies of the weights instead of the quantized blocks.") var dequantize = false
         @Flag(help: "Recompute each layer's activations in the backward pass (gradient checkpointing).") var checkpointActivations = false
         @Flag(help: "Print one JSON line.") var json = false
         @OptionGroup var global: GlobalOptions
@@ -35,6 +36,7 @@ extension Bench {
             guard length <= decoder.contextLength else { throw CLIError("--length \(length) exceeds the context \(decoder.contextLength)") }
             let loadRSS = peakRSSBytes()
             if method == "lora" {
+                if dequantize { decoder.dequantizeWeights() }
                 try decoder.addLoRA(LoRAConfig(rank: rank, alpha: alpha, dropout: 0.05), rng: RandomGenerator(seed: seed))
             } else {
                 decoder.dequantizeWeights()

@@ -261,10 +261,15 @@ import Tensors
         y.backward(g)
         let (gx, gA, gB) = (x.grad!.copy(), lora.loraA.grad!.copy(), lora.loraB.grad!.copy())
         x.zeroGrad(); lora.zeroGrad()
-        // The same, composed: the mask drawn from the same generator state, as Dropout draws it.
+        // The same, composed: the mask drawn from the same generator state, 16 bits per element.
         let replay = RandomGenerator(snapshot: snapshot)
-        let keep = 1 / (1 - p)
-        let mask = Tensor(shape: x.shape, (0..<x.count).map { _ in p > 0 ? (replay.uniform() < p ? 0 : keep) : 1 })
+        let keep = 1 / (1 - p), threshold = UInt64((p * 65536).rounded())
+        var values: [Float] = []
+        while values.count < x.count {
+            let bits = replay.next()
+            for j in 0..<4 { values.append(p > 0 && (bits >> (16 * UInt64(j))) & 0xFFFF < threshold ? 0 : keep) }
+        }
+        let mask = Tensor(shape: x.shape, Array(values.prefix(x.count)))
         let w = base.weight.detached(), bias = base.bias!.detached()
         let ref = linear(x, w, bias) + linear(linear(x * mask, lora.loraA) * lora.scale, lora.loraB)
         #expect(Self.relative(y, ref) <= 1e-6)

@@ -27,24 +27,22 @@ public func linear(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
 }
 
 /// The gradient reaching the input of a product with frozen quantized weights: g (..., rows) →
-/// g · W (..., cols), through dequantized panels of 64 weight rows and sgemm, never a whole
+/// g · W (..., cols), through dequantized panels of 256 weight rows and sgemm, never a whole
 /// Float32 copy of W.
 public func linearInputGradient(_ g: Tensor, _ w: QuantizedMatrix) -> Tensor {
     let inputs = g.count / max(w.rows, 1)
     let gx = Tensor(zeros: Array(g.shape.dropLast()) + [w.cols])
-    let panel = 64
-    Parallel.forEachChunk(inputs, grain: 16) { rs in
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: panel * w.cols)
-        defer { scratch.deallocate() }
-        var r0 = 0
-        while r0 < w.rows {
-            let n = min(panel, w.rows - r0)
-            for r in 0..<n { w.dequantizeRow(r0 + r, into: scratch + r * w.cols) }
-            BLAS.sgemm(transposeA: false, transposeB: false, m: rs.count, n: w.cols, k: n,
-                       g.data + rs.lowerBound * w.rows + r0, lda: w.rows, scratch, beta: 1,
-                       gx.data + rs.lowerBound * w.cols)
-            r0 += n
-        }
+    let panel = Swift.min(256, w.rows)
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: panel * w.cols)
+    defer { scratch.deallocate() }
+    var r0 = 0
+    while r0 < w.rows {
+        let n = Swift.min(panel, w.rows - r0)
+        dequantizeRows(w, r0..<(r0 + n), into: scratch)
+        // gx (inputs, cols) += g[:, r0..<r0+n] (inputs, n) · panel (n, cols)
+        BLAS.sgemm(transposeA: false, transposeB: false, m: inputs, n: w.cols, k: n,
+                   g.data + r0, lda: w.rows, scratch, beta: r0 == 0 ? 0 : 1, gx.data)
+        r0 += n
     }
     return gx
 }
@@ -82,20 +80,27 @@ func quantizedGEMV(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix,
     }
 }
 
-/// y (inputs, rows) for many inputs: dequantized panels of weight rows, then sgemm.
+/// y (inputs, rows) for many inputs: panels of weight rows dequantized (the threads share the
+/// rows), then one sgemm per panel (the threads share its rows of x). Panels of 256 rows keep
+/// each sgemm wide and the scratch small (256 × cols floats), never a Float32 copy of W.
 func quantizedGEMM(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix, _ y: UnsafeMutablePointer<Float>) {
-    let panel = 64
-    let panels = (w.rows + panel - 1) / panel
-    Parallel.forEachChunk(panels, grain: 1) { ps in
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: panel * w.cols)
-        defer { scratch.deallocate() }
-        for p in ps {
-            let r0 = p * panel, n = min(panel, w.rows - r0)
-            for r in 0..<n { w.dequantizeRow(r0 + r, into: scratch + r * w.cols) }
-            // y[:, r0..<r0+n] (inputs, n) = x (inputs, cols) · panelᵀ (cols, n)
-            BLAS.sgemm(transposeA: false, transposeB: true, m: inputs, n: n, k: w.cols,
-                       x, scratch, beta: 0, y + r0, ldc: w.rows)
-        }
+    let panel = Swift.min(256, w.rows)
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: panel * w.cols)
+    defer { scratch.deallocate() }
+    var r0 = 0
+    while r0 < w.rows {
+        let n = Swift.min(panel, w.rows - r0)
+        dequantizeRows(w, r0..<(r0 + n), into: scratch)
+        // y[:, r0..<r0+n] (inputs, n) = x (inputs, cols) · panelᵀ (cols, n)
+        BLAS.sgemm(transposeA: false, transposeB: true, m: inputs, n: n, k: w.cols, x, scratch, beta: 0, y + r0, ldc: w.rows)
+        r0 += n
+    }
+}
+
+/// Rows `rows` of W as Float32 into `out` (rows.count × cols), the threads sharing the rows.
+func dequantizeRows(_ w: QuantizedMatrix, _ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+    Parallel.forEachChunk(rows.count, grain: 32) { rs in
+        for r in rs { w.dequantizeRow(rows.lowerBound + r, into: out + r * w.cols) }
     }
 }
 
