@@ -150,6 +150,12 @@ for method in ("lora", "full"):
                  f"torch {best_r['torch']}" + (f" + peft {best_r['peft']}" if best_r.get("peft") else "") + f" (goal {goal})"))
     ft_notes.append(f"fine-tune {label}: peak RSS ours {best_o['peak_rss_mb']:.0f} MiB, PyTorch {best_r['peak_rss_mb']:.0f} MiB; "
                     f"trainable ours {best_o['trainable']:,} of {best_o['total']:,}, PyTorch {best_r['trainable']:,} of {best_r['total']:,}")
+# Memory with gradient checkpointing (--checkpoint-activations: each layer recomputed in the backward
+# pass), ours only: what QLoRA needs when activations no longer dominate.
+for method in ("lora", "full"):
+    c = lines([args.llm, "bench", "finetune", "--model", smol, "--method", method, "--batch", "8", "--length", "256",
+               "--steps", "1", "--warmup-steps", "1", "--threads", T, "--checkpoint-activations", "--json"])[0]
+    ft_notes.append(f"fine-tune {method} with --checkpoint-activations: peak RSS ours {c['peak_rss_mb']:.0f} MiB, {c['tokens_per_s']:.1f} tok/s")
 peft_check = lines([sys.executable, os.path.join(os.path.dirname(here), "scripts", "fixtures", "check_peft.py"), args.llm])[0]
 ft_notes.append(f"peft loads our adapter: max |Δlogit| {peft_check['peft_max_diff']:.1e}; transformers loads `llm merge`'s folder: "
                 f"{peft_check['merged_max_diff']:.1e}, same tokens: {peft_check['tokenizer_equal']}")
