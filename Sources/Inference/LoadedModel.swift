@@ -24,6 +24,9 @@ public struct LoadedModel {
     /// The id that ends a document or a reply (the GGUF eos, <|endoftext|>): fine-tuning ends
     /// every response with it.
     public let eos: Int32?
+
+    /// The id fine-tuning ends every response with: `eos`, else the lowest stop id, else 0.
+    public var responseEnd: Int32 { eos ?? stopIds.min() ?? 0 }
     public let chat: ChatTemplate?
     public let summary: String
     public let loadSeconds: Double

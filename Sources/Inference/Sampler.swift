@@ -72,9 +72,4 @@ extension Sampler {
     }
 }
 
-/// Index of the largest value (the first, on ties).
-public func argmax(_ x: UnsafeBufferPointer<Float>) -> Int {
-    var best = 0
-    for i in 1..<x.count where x[i] > x[best] { best = i }
-    return best
-}
+

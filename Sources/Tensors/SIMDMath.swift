@@ -122,3 +122,10 @@ func vmax(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
     while i < n { if p[i] > m { m = p[i] }; i += 1 }
     return m
 }
+
+/// Index of the largest value (the first, on ties).
+public func argmax(_ x: UnsafeBufferPointer<Float>) -> Int {
+    var best = 0
+    for i in 1..<x.count where x[i] > x[best] { best = i }
+    return best
+}

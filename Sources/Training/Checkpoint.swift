@@ -32,17 +32,11 @@ public enum Checkpoint {
     public static func folder(_ run: String) -> String { run + "/checkpoint" }
 
     public static func save(_ trainer: Trainer, run: String, tokenizer: String, tokenizerFiles: String? = nil) throws {
-        let tmp = run + "/checkpoint.tmp", final = folder(run), old = run + "/checkpoint.old"
+        let tmp = run + "/checkpoint.tmp", final = folder(run)
         let fm = FileManager.default
         try? fm.removeItem(atPath: tmp)
         try trainer.model.save(to: tmp)
-        var moments: [String: Tensor] = [:]
-        let names = trainer.optimizer.groups.flatMap(\.parameters).map { p in trainer.model.namedParameters().first { $0.tensor === p }!.name }
-        for (i, name) in names.enumerated() {
-            moments["m." + name] = trainer.optimizer.m[i]
-            moments["v." + name] = trainer.optimizer.v[i]
-        }
-        try Safetensors.write(moments, to: tmp + "/optimizer.safetensors")
+        try writeMoments(trainer.optimizer, of: trainer.model, to: tmp + "/optimizer.safetensors")
         let state = State(step: trainer.step, tokensSeen: trainer.tokensSeen, options: trainer.options, data: trainer.data.path,
                           tokenizer: tokenizer, batches: trainer.train.state, modelRNG: trainer.model.rng.snapshot,
                           adamSteps: trainer.optimizer.stepCount, architecture: trainer.model.architecture)
@@ -52,10 +46,41 @@ public enum Checkpoint {
         if let tokenizerFiles {
             for f in try fm.contentsOfDirectory(atPath: tokenizerFiles) { try fm.copyItem(atPath: tokenizerFiles + "/" + f, toPath: tmp + "/" + f) }
         }
+        try swapIn(tmp, as: final)
+    }
+
+    /// Puts the finished folder `tmp` in place of `final`: the old one is renamed to
+    /// `final.old` first and removed last, so a kill at any moment leaves one whole checkpoint.
+    static func swapIn(_ tmp: String, as final: String) throws {
+        let fm = FileManager.default, old = final + ".old"
         try? fm.removeItem(atPath: old)
         if fm.fileExists(atPath: final) { try fm.moveItem(atPath: final, toPath: old) }
         try fm.moveItem(atPath: tmp, toPath: final)
         try? fm.removeItem(atPath: old)
+    }
+
+    /// The optimizer's parameters under their names in `module`, in the optimizer's order.
+    static func parameterNames(_ optimizer: AdamW, in module: Module) -> [String] {
+        var names: [ObjectIdentifier: String] = [:]
+        for (name, t) in module.namedParameters() where names[ObjectIdentifier(t)] == nil { names[ObjectIdentifier(t)] = name }
+        return optimizer.groups.flatMap(\.parameters).map { names[ObjectIdentifier($0)]! }
+    }
+
+    /// AdamW's moments as `m.<param>` / `v.<param>` tensors.
+    static func writeMoments(_ optimizer: AdamW, of module: Module, to path: String) throws {
+        var moments: [String: Tensor] = [:]
+        for (i, name) in parameterNames(optimizer, in: module).enumerated() {
+            moments["m." + name] = optimizer.m[i]
+            moments["v." + name] = optimizer.v[i]
+        }
+        try Safetensors.write(moments, to: path)
+    }
+
+    /// The moments `writeMoments` wrote, back into the optimizer at step `step`.
+    static func readMoments(into optimizer: AdamW, of module: Module, step: Int, from path: String) throws {
+        let file = try Safetensors.read(path)
+        let names = parameterNames(optimizer, in: module)
+        optimizer.restore(step: step, m: try names.map { try file.tensor("m." + $0) }, v: try names.map { try file.tensor("v." + $0) })
     }
 
     /// The folder to resume from: the checkpoint, or the previous one if a swap was interrupted.
@@ -71,10 +96,7 @@ public enum Checkpoint {
 
     /// Restores optimizer moments, the data order, the dropout generator and the step counters.
     public static func restore(_ trainer: Trainer, from folder: String, state: State) throws {
-        let file = try Safetensors.read(folder + "/optimizer.safetensors")
-        let names = trainer.optimizer.groups.flatMap(\.parameters).map { p in trainer.model.namedParameters().first { $0.tensor === p }!.name }
-        let m = try names.map { try file.tensor("m." + $0) }, v = try names.map { try file.tensor("v." + $0) }
-        trainer.optimizer.restore(step: state.adamSteps, m: m, v: v)
+        try readMoments(into: trainer.optimizer, of: trainer.model, step: state.adamSteps, from: folder + "/optimizer.safetensors")
         try trainer.train.restore(state.batches)
         trainer.model.rng.restore(from: RandomGenerator(snapshot: state.modelRNG))
         trainer.restore(step: state.step, tokensSeen: state.tokensSeen)

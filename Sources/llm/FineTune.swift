@@ -100,7 +100,7 @@ struct FineTune: ParsableCommand {
         }
         if let n = o.trainLayers, n > decoder.layers.count { throw CLIError("--train-layers \(n): the model has \(decoder.layers.count) layers") }
         let template = loaded.chat ?? ChatTemplate()
-        let eos = loaded.eos ?? loaded.stopIds.min() ?? 0
+        let eos = loaded.responseEnd
 
         // Data: read, split, encode.
         let placeholders = info.placeholders

@@ -68,7 +68,7 @@ struct Classify: ParsableCommand {
         let probs = try c.probabilities(texts)
         if json {
             let predictions: [[String: Any]] = zip(texts, probs).map { t, p in
-                let best = p.indices.max { p[$0] < p[$1] }!
+                let best = p.withUnsafeBufferPointer(argmax)
                 return ["text": t, "label": c.labels[best],
                         "probabilities": Dictionary(uniqueKeysWithValues: zip(c.labels, p.map { Double($0) }))]
             }
@@ -77,7 +77,7 @@ struct Classify: ParsableCommand {
             return
         }
         for (t, p) in zip(texts, probs) {
-            let best = p.indices.max { p[$0] < p[$1] }!
+            let best = p.withUnsafeBufferPointer(argmax)
             let all = zip(c.labels, p).map { "\($0) \(String(format: "%.4f", $1))" }.joined(separator: ", ")
             print("\(c.labels[best])\t\(all)\t\(t)")
         }
@@ -113,7 +113,7 @@ struct Evaluate: ParsableCommand {
                 truth.append(i)
             }
             let probs = try c.probabilities(examples.map(\.text), batch: batch)
-            let predicted = probs.map { p in p.indices.max { p[$0] < p[$1] }! }
+            let predicted = probs.map { $0.withUnsafeBufferPointer(argmax) }
             let lossSum = zip(truth, probs).reduce(0.0) { $0 - Foundation.log(max(Double($1.1[$1.0]), 1e-30)) }
             let report = ClassificationReport(labels: c.labels, truth: truth, predicted: predicted, lossSum: lossSum)
             if json {
@@ -128,7 +128,7 @@ struct Evaluate: ParsableCommand {
             let loaded = try LoadedModel.load(model, arithmetic: .float32)
             guard let decoder = loaded.model as? DecoderModel, let tokenizer = loaded.tokenizer else { throw CLIError("\(model): not a decoder with a tokenizer") }
             let examples = try InstructionData.read(path, format: o.promptFormat, template: loaded.chat ?? ChatTemplate(), placeholders: info.placeholders)
-            let eos = loaded.eos ?? loaded.stopIds.min() ?? 0
+            let eos = loaded.responseEnd
             let (encoded, summary) = try FineTuneEncoding.sft(examples, tokenizer: tokenizer, bos: loaded.bos, eos: eos,
                                                               maxLength: o.maxLength, maskPrompt: o.maskPrompt)
             guard !encoded.isEmpty else { throw CLIError("\(path): no example has a response to score") }

@@ -67,11 +67,7 @@ extension DecoderModel {
     /// (a quantized base is dequantized first). The model then has no adapters.
     public func mergeAdapters() {
         withNoGrad {
-            for (i, role, lora) in loraLayers {
-                let base = floatLinear(lora.base)
-                let merged = Linear(weight: base.weight + lora.delta(), bias: base.bias)
-                layers[i].setProjection(role, merged)
-            }
+            for (i, role, lora) in loraLayers { layers[i].setProjection(role, floatLinear(lora)) }
         }
     }
 

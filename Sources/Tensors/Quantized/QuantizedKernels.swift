@@ -32,17 +32,10 @@ public func linear(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
 public func linearInputGradient(_ g: Tensor, _ w: QuantizedMatrix) -> Tensor {
     let inputs = g.count / max(w.rows, 1)
     let gx = Tensor(zeros: Array(g.shape.dropLast()) + [w.cols])
-    let panel = Swift.min(256, w.rows)
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: panel * w.cols)
-    defer { scratch.deallocate() }
-    var r0 = 0
-    while r0 < w.rows {
-        let n = Swift.min(panel, w.rows - r0)
-        dequantizeRows(w, r0..<(r0 + n), into: scratch)
+    forEachDequantizedPanel(w) { r0, n, panel in
         // gx (inputs, cols) += g[:, r0..<r0+n] (inputs, n) · panel (n, cols)
         BLAS.sgemm(transposeA: false, transposeB: false, m: inputs, n: w.cols, k: n,
-                   g.data + r0, lda: w.rows, scratch, beta: r0 == 0 ? 0 : 1, gx.data)
-        r0 += n
+                   g.data + r0, lda: w.rows, panel, beta: r0 == 0 ? 0 : 1, gx.data)
     }
     return gx
 }
@@ -84,23 +77,26 @@ func quantizedGEMV(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix,
 /// rows), then one sgemm per panel (the threads share its rows of x). Panels of 256 rows keep
 /// each sgemm wide and the scratch small (256 × cols floats), never a Float32 copy of W.
 func quantizedGEMM(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix, _ y: UnsafeMutablePointer<Float>) {
-    let panel = Swift.min(256, w.rows)
-    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: panel * w.cols)
-    defer { scratch.deallocate() }
-    var r0 = 0
-    while r0 < w.rows {
-        let n = Swift.min(panel, w.rows - r0)
-        dequantizeRows(w, r0..<(r0 + n), into: scratch)
+    forEachDequantizedPanel(w) { r0, n, panel in
         // y[:, r0..<r0+n] (inputs, n) = x (inputs, cols) · panelᵀ (cols, n)
-        BLAS.sgemm(transposeA: false, transposeB: true, m: inputs, n: n, k: w.cols, x, scratch, beta: 0, y + r0, ldc: w.rows)
-        r0 += n
+        BLAS.sgemm(transposeA: false, transposeB: true, m: inputs, n: n, k: w.cols, x, panel, beta: 0, y + r0, ldc: w.rows)
     }
 }
 
-/// Rows `rows` of W as Float32 into `out` (rows.count × cols), the threads sharing the rows.
-func dequantizeRows(_ w: QuantizedMatrix, _ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
-    Parallel.forEachChunk(rows.count, grain: 32) { rs in
-        for r in rs { w.dequantizeRow(rows.lowerBound + r, into: out + r * w.cols) }
+/// W in panels of up to 256 rows, each dequantized to Float32 (the threads sharing its rows)
+/// into one reused scratch: body(first row, row count, panel (n, cols)).
+func forEachDequantizedPanel(_ w: QuantizedMatrix, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+    let size = Swift.min(256, w.rows)
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: size * w.cols)
+    defer { scratch.deallocate() }
+    var r0 = 0
+    while r0 < w.rows {
+        let n = Swift.min(size, w.rows - r0), first = r0
+        Parallel.forEachChunk(n, grain: 32) { rs in
+            for r in rs { w.dequantizeRow(first + r, into: scratch + r * w.cols) }
+        }
+        body(r0, n, scratch)
+        r0 += n
     }
 }
 

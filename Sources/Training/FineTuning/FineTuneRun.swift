@@ -82,32 +82,24 @@ public enum FineTuneRun {
         }
         if let score, o.method != .lora { try Safetensors.write(["score.weight": score], to: run + "/" + scoreFile) }
 
-        let tmp = run + "/checkpoint.tmp", final = run + "/checkpoint", old = run + "/checkpoint.old"
+        let tmp = run + "/checkpoint.tmp"
         try? fm.removeItem(atPath: tmp)
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         let named = trainedTensors(tuner)
         try Safetensors.write(Dictionary(uniqueKeysWithValues: named.map { ($0.name, $0.tensor) }), to: tmp + "/trainable.safetensors")
-        var moments: [String: Tensor] = [:]
-        let names = optimizerNames(tuner)
-        for (i, name) in names.enumerated() { moments["m." + name] = tuner.optimizer.m[i]; moments["v." + name] = tuner.optimizer.v[i] }
-        try Safetensors.write(moments, to: tmp + "/optimizer.safetensors")
+        try Checkpoint.writeMoments(tuner.optimizer, of: tuner.trainee, to: tmp + "/optimizer.safetensors")
         let state = State(step: tuner.step, tokensSeen: tuner.tokensSeen, batches: tuner.batches.state,
                           modelRNG: tuner.model.rng.snapshot, adamSteps: tuner.optimizer.stepCount)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try atomicWrite(try encoder.encode(state), to: tmp + "/state.json")
-        try? fm.removeItem(atPath: old)
-        if fm.fileExists(atPath: final) { try fm.moveItem(atPath: final, toPath: old) }
-        try fm.moveItem(atPath: tmp, toPath: final)
-        try? fm.removeItem(atPath: old)
+        try Checkpoint.swapIn(tmp, as: run + "/checkpoint")
         try atomicWrite(try encoder.encode(info), to: run + "/" + infoFile)
     }
 
     /// Puts trained tensors, optimizer moments, data order, dropout generator and counters back.
     public static func restore(_ tuner: FineTuner, run: String) throws -> State {
-        var folder = run + "/checkpoint"
-        if !FileManager.default.fileExists(atPath: folder + "/state.json") { folder = run + "/checkpoint.old" }
-        guard let data = FileManager.default.contents(atPath: folder + "/state.json") else {
+        guard let folder = Checkpoint.latest(run), let data = FileManager.default.contents(atPath: folder + "/state.json") else {
             throw TrainingError.file(run + "/checkpoint/state.json", "cannot read: nothing to resume")
         }
         let state: State
@@ -118,9 +110,7 @@ public enum FineTuneRun {
             guard v.shape == t.shape else { throw TrainingError.config("\(folder): \(name) is \(Shape.describe(v.shape)) there, \(Shape.describe(t.shape)) here (different options?)") }
             t.assign(v)
         }
-        let file = try Safetensors.read(folder + "/optimizer.safetensors")
-        let names = optimizerNames(tuner)
-        tuner.optimizer.restore(step: state.adamSteps, m: try names.map { try file.tensor("m." + $0) }, v: try names.map { try file.tensor("v." + $0) })
+        try Checkpoint.readMoments(into: tuner.optimizer, of: tuner.trainee, step: state.adamSteps, from: folder + "/optimizer.safetensors")
         try tuner.batches.restore(state.batches)
         tuner.model.rng.restore(from: RandomGenerator(snapshot: state.modelRNG))
         tuner.restore(step: state.step, tokensSeen: state.tokensSeen)
@@ -131,10 +121,5 @@ public enum FineTuneRun {
     static func trainedTensors(_ tuner: FineTuner) -> [(name: String, tensor: Tensor)] {
         var seen = Set<ObjectIdentifier>()
         return tuner.trainee.namedParameters().filter { $0.tensor.requiresGrad && seen.insert(ObjectIdentifier($0.tensor)).inserted }
-    }
-
-    static func optimizerNames(_ tuner: FineTuner) -> [String] {
-        let named = tuner.trainee.namedParameters()
-        return tuner.optimizer.groups.flatMap(\.parameters).map { p in named.first { $0.tensor === p }!.name }
     }
 }

@@ -136,9 +136,8 @@ public final class FineTuner {
                     total += Double(logits.crossEntropy(targets: b.labels).item) * Double(b.batch)
                     weight += Double(b.batch)
                     let k = classifier.labels.count
-                    for r in 0..<b.batch {
-                        let row = Array(UnsafeBufferPointer(start: logits.data + r * k, count: k))
-                        if Int32(row.indices.max { row[$0] < row[$1] }!) == b.labels[r] { correct += 1 }
+                    for r in 0..<b.batch where Int32(argmax(UnsafeBufferPointer(start: logits.data + r * k, count: k))) == b.labels[r] {
+                        correct += 1
                     }
                 } else {
                     let n = b.targets.filter { $0 != -100 }.count
