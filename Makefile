@@ -56,6 +56,7 @@ fixtures:
 	python3 scripts/fixtures/make_llama_train_step.py
 	python3 scripts/fixtures/make_mistral_fixtures.py
 	python3 scripts/fixtures/make_lora_fixtures.py
+	python3 scripts/fixtures/make_dpo_fixtures.py
 	@bash scripts/fetch/smollm2.sh
 	@bash scripts/fetch/llama-cpp.sh
 	python3 scripts/fixtures/make_llamacpp_fixtures.py

@@ -8,7 +8,8 @@ Each pair runs back to back on the same machine with the same thread count (defa
     (bench/llamacpp.py, which alternates the two itself);
   - batched decoding of 8 sequences in one forward pass per step vs one sequence (`llm bench batch`);
   - fine-tuning SmolLM2-135M, LoRA over the quantized base and full (`llm bench finetune`) vs PyTorch
-    + peft (bench/torch_finetune.py), and peft / transformers loading our adapter and merged folder.
+    + peft (bench/torch_finetune.py), and peft / transformers loading our adapter and merged folder;
+  - a DPO step on SmolLM2 with LoRA (`llm bench finetune --objective dpo`) vs the same loss in PyTorch + peft.
 Prints a Markdown table: work · ours · reference · ratio (ours / reference; > 1 means we are faster).
 Run it on a quiet machine: nothing else should be compiling or computing.
 """
@@ -150,6 +151,20 @@ for method in ("lora", "full"):
                  f"torch {best_r['torch']}" + (f" + peft {best_r['peft']}" if best_r.get("peft") else "") + f" (goal {goal})"))
     ft_notes.append(f"fine-tune {label}: peak RSS ours {best_o['peak_rss_mb']:.0f} MiB, PyTorch {best_r['peak_rss_mb']:.0f} MiB; "
                     f"trainable ours {best_o['trainable']:,} of {best_o['total']:,}, PyTorch {best_r['trainable']:,} of {best_r['total']:,}")
+# DPO on SmolLM2-135M-Instruct, LoRA r16 over the Q4_1 base, 4 pairs of 256-token rows (chosen and
+# rejected in one batch of 8), 2 threads: steps/s vs PyTorch + peft computing the same loss.
+best_o = best_r = None
+for _ in range(max(1, min(2, args.rounds))):
+    o = lines([args.llm, "bench", "finetune", "--model", smol, "--objective", "dpo", "--method", "lora", "--batch", "4",
+               "--length", "256", "--steps", "3", "--warmup-steps", "1", "--threads", T, "--json"])[0]
+    r = lines([sys.executable, os.path.join(here, "torch_finetune.py"), "--gguf", smol, "--objective", "dpo", "--method", "lora",
+               "--batch", "4", "--length", "256", "--steps", "3", "--warmup-steps", "1", "--threads", T], env=ref_env)[0]
+    best_o = o if best_o is None or o["steps_per_s"] > best_o["steps_per_s"] else best_o
+    best_r = r if best_r is None or r["steps_per_s"] > best_r["steps_per_s"] else best_r
+rows.append(("SmolLM2-135M DPO, LoRA r16 (QLoRA on Q4_1), 4 pairs T256 (steps/s)", best_o["steps_per_s"], best_r["steps_per_s"],
+             f"torch {best_r['torch']} + peft {best_r['peft']} (goal 1.5x)"))
+ft_notes.append(f"DPO LoRA: {best_o['seconds_per_step']:.2f} s/step ours, {best_r['seconds_per_step']:.2f} s/step PyTorch; "
+                f"peak RSS ours {best_o['peak_rss_mb']:.0f} MiB, PyTorch {best_r['peak_rss_mb']:.0f} MiB")
 # Memory with gradient checkpointing (--checkpoint-activations: each layer recomputed in the backward
 # pass), ours only: what QLoRA needs when activations no longer dominate.
 for method in ("lora", "full"):

@@ -3,10 +3,14 @@ to float32 by transformers' GGUF loader into a plain LlamaForCausalLM with tied 
 attention, CPU), trained either with LoRA adapters (peft) on every attention and MLP projection
 or in full (all parameters), with AdamW (lr 1e-4, no weight decay) over the trainable parameters.
 Input: one fixed batch of random token ids, labels = the same ids (the model shifts them).
+With --objective dpo, --batch counts preference pairs: 2·batch rows of --length ids, the chosen
+rows first, pair p's two rows sharing their first half (the prompt); the DPO loss (beta 0.1,
+answer log-probabilities summed over the second halves) against reference log-probabilities
+computed once, before timing, with the adapters switched off (LoRA) or by the starting weights.
 `--warmup-steps` untimed steps, then `--steps` timed ones (forward, backward, step, zero_grad).
 Prints one JSON line; peak_rss_mb is the process peak (ru_maxrss), so it also covers loading,
 whose own peak is load_peak_rss_mb.
-  python3 bench/torch_finetune.py --method lora|full [--batch 8 --length 256 --rank 16 --alpha 32
+  python3 bench/torch_finetune.py --method lora|full [--objective sft|dpo] [--batch 8 --length 256 --rank 16 --alpha 32
                                   --steps 4 --warmup-steps 1 --threads 2 --seed 0 --gguf PATH]"""
 import argparse, json, os, resource, sys, time, warnings
 os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF dequantizer's progress bar
@@ -24,6 +28,7 @@ def peak_rss_mb():
 ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 ap.add_argument("--gguf", default=os.path.join(ROOT, ".cache", "SmolLM2-135M-Instruct.Q4_1.gguf"))
 ap.add_argument("--method", choices=["lora", "full"], required=True)
+ap.add_argument("--objective", choices=["sft", "dpo"], default="sft")
 ap.add_argument("--batch", type=int, default=8)
 ap.add_argument("--length", type=int, default=256)
 ap.add_argument("--rank", type=int, default=16)
@@ -68,8 +73,42 @@ opt = torch.optim.AdamW(trainable, lr=1e-4, weight_decay=0.0)
 gen = torch.Generator().manual_seed(args.seed)
 ids = torch.randint(0, model.config.vocab_size, (args.batch, args.length), generator=gen)
 
+rows = args.batch
+if args.objective == "dpo":
+    half = args.length // 2
+    rejected = torch.randint(0, model.config.vocab_size, (args.batch, args.length), generator=gen)
+    rejected[:, :half] = ids[:, :half]
+    ids = torch.cat([ids, rejected])                      # (2B, T): chosen rows, then rejected
+    answer = torch.zeros_like(ids, dtype=torch.bool)
+    answer[:, half:] = True
+    rows = 2 * args.batch
+
+    def answer_logps():
+        logits = model(input_ids=ids, use_cache=False).logits[:, :-1]
+        lp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        return (lp * answer[:, 1:]).sum(-1)
+
+    model.eval()
+    with torch.no_grad():
+        if args.method == "lora":
+            with model.disable_adapter():
+                reference = answer_logps()
+        else:
+            reference = answer_logps()
+    model.train()
+
+
+def loss_of_batch():
+    if args.objective == "sft":
+        return model(input_ids=ids, labels=ids, use_cache=False).loss
+    pi = answer_logps()
+    b = args.batch
+    margin = (pi[:b] - reference[:b]) - (pi[b:] - reference[b:])
+    return -torch.nn.functional.logsigmoid(0.1 * margin).mean()
+
+
 def step():
-    loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+    loss = loss_of_batch()
     loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
@@ -83,7 +122,9 @@ for _ in range(args.steps):
 seconds = time.perf_counter() - t0
 
 print(json.dumps({
-    "tokens_per_s": args.batch * args.length * args.steps / seconds,
+    "tokens_per_s": rows * args.length * args.steps / seconds,
+    "steps_per_s": args.steps / seconds,
+    "objective": args.objective,
     "seconds_per_step": seconds / args.steps,
     "peak_rss_mb": peak_rss_mb(),
     "load_peak_rss_mb": load_peak,

@@ -67,14 +67,14 @@ public struct LoadedModel {
     }
 
     /// Loads `path`: a .gguf file, a Hugging Face GPT-2 or Llama folder, a training run, or an
-    /// SFT fine-tuning run (its base with its adapter, or its fully fine-tuned model); with
+    /// SFT or DPO fine-tuning run (its base with its adapter, or its fully fine-tuned model); with
     /// `adapter`, a LoRA adapter folder (ours or PEFT's) goes into the model, unmerged.
     public static func load(_ path: String, tokenizer explicit: String? = nil, adapter: String? = nil,
                             arithmetic: GGUFLlama.Arithmetic = .llamaCpp) throws -> LoadedModel {
         let started = Date()
         if FineTuneRun.isRun(path) {
             let info = try FineTuneRun.readInfo(path)
-            guard info.options.task == .sft else {
+            guard info.options.task != .classify else {
                 throw InferenceError("\(path) is a classification run: use llm classify or llm evaluate")
             }
             guard adapter == nil else { throw InferenceError("\(path) is a fine-tuning run already; give its base as --model to add --adapter") }

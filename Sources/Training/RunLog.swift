@@ -12,7 +12,7 @@ public final class RunLog {
     /// its checkpoint).
     public init(folder: String, keepingThrough step: Int = 0) throws {
         self.folder = folder
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let path = folder + "/log.jsonl"
         if step > 0, let data = FileManager.default.contents(atPath: path) {
             let decoder = JSONDecoder()

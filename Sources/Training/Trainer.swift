@@ -36,10 +36,51 @@ public struct StepStats: Codable, Sendable {
     public var valLoss: Float?
     /// Classification fine-tuning: accuracy on the validation examples.
     public var valAccuracy: Float?
+    /// What else the objective reports, logged as top-level keys: DPO's "rewards/chosen", … for
+    /// the step, "val_rewards/chosen", … on the held-out pairs.
+    public var metrics: [String: Float] = [:]
 
-    enum CodingKeys: String, CodingKey {
+    public init(step: Int, loss: Float, learningRate: Float, gradNorm: Float, tokens: Int, seconds: Double) {
+        self.step = step; self.loss = loss; self.learningRate = learningRate; self.gradNorm = gradNorm
+        self.tokens = tokens; self.seconds = seconds
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case step, loss, tokens, seconds
         case learningRate = "lr", gradNorm = "grad_norm", valLoss = "val_loss", valAccuracy = "val_accuracy"
+    }
+
+    struct MetricKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        step = try c.decode(Int.self, forKey: .step)
+        loss = try c.decode(Float.self, forKey: .loss)
+        learningRate = try c.decode(Float.self, forKey: .learningRate)
+        gradNorm = try c.decode(Float.self, forKey: .gradNorm)
+        tokens = try c.decode(Int.self, forKey: .tokens)
+        seconds = try c.decode(Double.self, forKey: .seconds)
+        valLoss = try c.decodeIfPresent(Float.self, forKey: .valLoss)
+        valAccuracy = try c.decodeIfPresent(Float.self, forKey: .valAccuracy)
+        let known = Set(CodingKeys.allCases.map(\.stringValue))
+        let all = try decoder.container(keyedBy: MetricKey.self)
+        for k in all.allKeys where !known.contains(k.stringValue) {
+            if let v = try? all.decode(Float.self, forKey: k) { metrics[k.stringValue] = v }
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(step, forKey: .step); try c.encode(loss, forKey: .loss); try c.encode(learningRate, forKey: .learningRate)
+        try c.encode(gradNorm, forKey: .gradNorm); try c.encode(tokens, forKey: .tokens); try c.encode(seconds, forKey: .seconds)
+        try c.encodeIfPresent(valLoss, forKey: .valLoss); try c.encodeIfPresent(valAccuracy, forKey: .valAccuracy)
+        var m = encoder.container(keyedBy: MetricKey.self)
+        for (k, v) in metrics { try m.encode(v, forKey: MetricKey(stringValue: k)) }
     }
 }
 

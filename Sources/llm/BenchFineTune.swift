@@ -7,13 +7,16 @@ import Tensors
 import Training
 
 extension Bench {
-    /// `llm bench finetune`: SFT training throughput on a real model (LoRA or full), the same work
-    /// as bench/torch_finetune.py does with PyTorch + peft: batch × length random ids as inputs
-    /// and targets, forward, backward, AdamW on the trainable parameters.
+    /// `llm bench finetune`: training throughput on a real model (LoRA or full), the same work as
+    /// bench/torch_finetune.py does with PyTorch + peft: batch × length random ids as inputs and
+    /// targets, forward, backward, AdamW on the trainable parameters. With `--objective dpo`,
+    /// batch pairs: 2·batch rows sharing a prompt (the first half) per pair, the second halves
+    /// the answers, the reference log-probabilities computed once before timing.
     struct FineTuneSpeed: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "finetune", abstract: "Fine-tuning throughput (tok/s, peak RSS): LoRA / QLoRA or full.")
         @Option(help: "A GGUF file or model folder.") var model: String
         @Option(help: "lora or full.") var method = "lora"
+        @Option(help: "sft (next-token loss) or dpo (--batch pairs of two --length rows).") var objective = "sft"
         @Option var batch = 8
         @Option var length = 256
         @Option var rank = 16
@@ -31,6 +34,8 @@ extension Bench {
             for (v, n) in [(batch, "--batch"), (length, "--length"), (rank, "--rank"), (steps, "--steps")] { try positive(v, n) }
             guard warmupSteps >= 0 else { throw CLIError("--warmup-steps must be 0 or more, got \(warmupSteps)") }
             guard method == "lora" || method == "full" else { throw CLIError("--method must be lora or full, got \(method)") }
+            guard objective == "sft" || objective == "dpo" else { throw CLIError("--objective must be sft or dpo, got \(objective)") }
+            if objective == "dpo" { guard length >= 4 else { throw CLIError("--length must be at least 4 for dpo, got \(length)") } }
             let loaded = try LoadedModel.load(model, arithmetic: .float32)
             guard let decoder = loaded.model as? DecoderModel else { throw CLIError("\(model): not a decoder") }
             guard length <= decoder.contextLength else { throw CLIError("--length \(length) exceeds the context \(decoder.contextLength)") }
@@ -49,9 +54,28 @@ extension Bench {
             let ids = (0..<(batch * length)).map { _ in Int32(rng.next() % UInt64(decoder.vocabularySize)) }
             var targets: [Int32] = []
             for r in 0..<batch { targets += Array(ids[(r * length + 1)..<((r + 1) * length)]) + [-100] }
+            // DPO: pair p is rows p (chosen) and batch + p (rejected), the same prompt (first half).
+            var dpo: DPOObjective?
+            if objective == "dpo" {
+                let half = length / 2
+                let pairs = (0..<batch).map { p -> EncodedPair in
+                    let prompt = Array(ids[(p * length)..<(p * length + half)])
+                    let other = (0..<(length - half)).map { _ in Int32(rng.next() % UInt64(decoder.vocabularySize)) }
+                    let trained = [Bool](repeating: false, count: half) + [Bool](repeating: true, count: length - half)
+                    return EncodedPair(chosen: EncodedExample(tokens: Array(ids[(p * length)..<((p + 1) * length)]), trained: trained),
+                                       rejected: EncodedExample(tokens: prompt + other, trained: trained))
+                }
+                decoder.eval()
+                decoder.setAdaptersEnabled(false)
+                let reference = try DPO.logProbs(decoder, pairs: pairs, pad: 0, batch: batch)
+                decoder.setAdaptersEnabled(true)
+                decoder.train()
+                dpo = try DPOObjective(model: decoder, train: pairs, validation: [], trainReference: reference, validationReference: [],
+                                       pad: 0, options: DPOOptions())
+            }
             var loss: Float = 0
             func step() throws {
-                let l = try decoder.loss(ids, targets: targets, batch: batch, length: length)
+                let l = try dpo.map { try $0.loss(Array(0..<batch)).loss } ?? decoder.loss(ids, targets: targets, batch: batch, length: length)
                 loss = l.item
                 l.backward()
                 opt.step()
@@ -62,12 +86,13 @@ extension Bench {
             for _ in 0..<steps { try step() }
             let seconds = Date().timeIntervalSince(start)
             let counts = Training.parameterCounts(decoder)
-            let tps = Double(batch * length * steps) / seconds
+            let rows = objective == "dpo" ? 2 * batch : batch
+            let tps = Double(rows * length * steps) / seconds
             let rss = Double(peakRSSBytes()) / 1_048_576
             if json {
-                print("{\"tokens_per_s\": \(tps), \"seconds_per_step\": \(seconds / Double(steps)), \"peak_rss_mb\": \(rss), \"load_peak_rss_mb\": \(Double(loadRSS) / 1_048_576), \"trainable\": \(counts.trainable), \"total\": \(counts.total), \"loss\": \(loss), \"method\": \"\(method)\", \"checkpoint_activations\": \(checkpointActivations)}")
+                print("{\"tokens_per_s\": \(tps), \"seconds_per_step\": \(seconds / Double(steps)), \"peak_rss_mb\": \(rss), \"load_peak_rss_mb\": \(Double(loadRSS) / 1_048_576), \"trainable\": \(counts.trainable), \"total\": \(counts.total), \"loss\": \(loss), \"steps_per_s\": \(Double(steps) / seconds), \"objective\": \"\(objective)\", \"method\": \"\(method)\", \"checkpoint_activations\": \(checkpointActivations)}")
             } else {
-                print("\(method) B\(batch) T\(length): \(String(format: "%.1f", tps)) tok/s, \(String(format: "%.2f", seconds / Double(steps))) s/step, trainable \(short(counts.trainable)) of \(short(counts.total)), peak RSS \(Int(rss)) MiB, loss \(loss)")
+                print("\(objective) \(method) B\(batch)\(objective == "dpo" ? " pairs" : "") T\(length): \(String(format: "%.1f", tps)) tok/s, \(String(format: "%.2f", seconds / Double(steps))) s/step, trainable \(short(counts.trainable)) of \(short(counts.total)), peak RSS \(Int(rss)) MiB, loss \(loss)")
             }
         }
     }

@@ -117,6 +117,25 @@ open class DecoderModel: Module, TrainableModel {
         return try logits(ids, batch: batch, length: length).reshaped(batch * length, vocabularySize).crossEntropy(targets: targets)
     }
 
+    /// log p(target) at every position that has a target, the output head run at those positions
+    /// only: ids, targets (B·T, `defaultIgnoreIndex` where none) → (K) for the K positions with a
+    /// target, in order. Preference tuning sums these over each response.
+    public func targetLogProbabilities(_ ids: [Int32], targets: [Int32], batch: Int, length: Int) throws(ModelError) -> Tensor {
+        guard batch > 0, length > 0, ids.count == batch * length, targets.count == ids.count else {
+            throw .input("\(ids.count) ids and \(targets.count) targets do not make a batch of \(batch) × \(length)")
+        }
+        guard length <= contextLength else { throw .input("\(length) positions exceed the context of \(contextLength)") }
+        try checkIds(ids, what: "ids")
+        var rows: [Int32] = [], picked: [Int32] = []
+        for (i, t) in targets.enumerated() where t != defaultIgnoreIndex {
+            guard t >= 0, Int(t) < vocabularySize else { throw .input("target \(t) at position \(i) is outside the vocabulary (0..<\(vocabularySize))") }
+            rows.append(Int32(i)); picked.append(t)
+        }
+        guard !rows.isEmpty else { throw .input("no position has a target") }
+        let x = hidden(ids, .rectangular(batch: batch, length: length))            // (B·T, C)
+        return head(x.gatherRows(rows)).targetLogProbabilities(picked)             // (K, C) → (K, V) → (K)
+    }
+
     public func forward(_ batch: [SequenceInput]) throws(ModelError) -> Tensor {
         guard !batch.isEmpty else { throw .input("an empty batch") }
         var ids: [Int32] = [], positions: [Int] = [], segments: [CachedSegment] = [], wanted: [Int32] = []

@@ -17,6 +17,9 @@ public struct FineTuneRunInfo: Codable, Sendable {
     public var columns: [String]?
     /// The tokenizer given with --tokenizer (nil: the model's own).
     public var tokenizer: String?
+    /// The LoRA adapter the run started from (DPO after SFT): the run's adapter continues it and
+    /// replaces it; base + this adapter is the reference policy.
+    public var adapter: String?
     public var formatVersion = 1
 
     public init(base: String, options: FineTuneOptions, labels: [String]?, data: [String], validation: [String],
@@ -25,7 +28,7 @@ public struct FineTuneRunInfo: Codable, Sendable {
         self.validation = validation; self.placeholders = placeholders; self.columns = columns
     }
 
-    enum CodingKeys: String, CodingKey { case base, options, labels, data, validation, placeholders, columns, tokenizer, formatVersion = "format_version" }
+    enum CodingKeys: String, CodingKey { case base, options, labels, data, validation, placeholders, columns, tokenizer, adapter, formatVersion = "format_version" }
 }
 
 /// A fine-tuning run's files:

@@ -3,7 +3,8 @@ import Models
 import NN
 import Tensors
 
-public enum FineTuneTask: String, Codable, Sendable, CaseIterable { case sft, classify }
+/// sft: next-token loss on responses; classify: a label per text; dpo: preference pairs (DPO).
+public enum FineTuneTask: String, Codable, Sendable, CaseIterable { case sft, classify, dpo }
 
 /// Which weights train: LoRA adapters (the base frozen, in its blocks when quantized), every
 /// weight (or only the last `trainLayers` blocks + final norm + head), or, for classification,
@@ -36,24 +37,81 @@ public struct FineTuneOptions: Codable, Sendable {
     public var promptFormat: PromptFormat = .book
     /// Recompute each layer's activations in the backward pass instead of keeping them (nil: no).
     public var checkpointActivations: Bool?
+    /// DPO's β and log-probability averaging (task dpo only).
+    public var dpo: DPOOptions?
 
     public init() {}
 }
 
-/// The fine-tuning loop over length-grouped, right-padded batches: gradient accumulation,
-/// clipping, AdamW on the trainable parameters only, warmup + cosine schedule, evaluation on the
-/// held-out examples. SFT: next-token loss on the trained tokens; classification: cross-entropy
-/// of the head at each row's last real token.
+/// What a fine-tuning run minimizes over its training items (examples, or preference pairs).
+public protocol FineTuneObjective: AnyObject {
+    /// Each training item's length in tokens: batches group items of similar length.
+    var trainLengths: [Int] { get }
+    /// Whether there are held-out items to evaluate.
+    var hasValidation: Bool { get }
+    /// The mean loss of the training items at `indices` (recorded for backward), the real tokens
+    /// they hold, and what to log beside the loss.
+    func loss(_ indices: [Int]) throws -> ObjectiveStep
+    /// The loss and metrics over the held-out items, `batch` items at a time.
+    func evaluate(batch: Int) throws -> Evaluation
+}
+
+public struct ObjectiveStep {
+    public var loss: Tensor
+    public var tokens: Int
+    public var metrics: [String: Float]
+    public init(loss: Tensor, tokens: Int, metrics: [String: Float] = [:]) { self.loss = loss; self.tokens = tokens; self.metrics = metrics }
+}
+
+public struct Evaluation: Sendable {
+    public var loss: Float
+    /// Classification: the share of held-out texts labeled right.
+    public var accuracy: Float?
+    public var metrics: [String: Float]
+    public init(loss: Float, accuracy: Float? = nil, metrics: [String: Float] = [:]) { self.loss = loss; self.accuracy = accuracy; self.metrics = metrics }
+}
+
+/// SFT (next-token loss on the trained tokens) or classification (cross-entropy of the head at
+/// each row's last real token) over encoded examples.
+public final class ExampleObjective: FineTuneObjective {
+    public let model: DecoderModel
+    public let classifier: SequenceClassifier?
+    public let train: [EncodedExample]
+    public let validation: [EncodedExample]
+    public let pad: Int32
+    public let task: FineTuneTask
+
+    public init(model: DecoderModel, classifier: SequenceClassifier?, train: [EncodedExample], validation: [EncodedExample], pad: Int32, task: FineTuneTask) {
+        self.model = model; self.classifier = classifier; self.train = train; self.validation = validation; self.pad = pad; self.task = task
+    }
+
+    public var trainLengths: [Int] { train.map(\.tokens.count) }
+    public var hasValidation: Bool { !validation.isEmpty }
+
+    public func loss(_ indices: [Int]) throws -> ObjectiveStep {
+        let b = PaddedBatch(indices.map { train[$0] }, pad: pad, task: task)
+        let loss = try classifier.map { try $0.loss(b.ids, lengths: b.lengths, length: b.length, labels: b.labels) }
+            ?? model.loss(b.ids, targets: b.targets, batch: b.batch, length: b.length)
+        return ObjectiveStep(loss: loss, tokens: b.realTokens)
+    }
+
+    public func evaluate(batch: Int) throws -> Evaluation {
+        let r = try FineTuner.evaluate(validation, model: model, classifier: classifier, pad: pad, batch: batch, task: task)
+        return Evaluation(loss: r.loss, accuracy: r.accuracy)
+    }
+}
+
+/// The fine-tuning loop over length-grouped batches of an objective's items: gradient
+/// accumulation, clipping, AdamW on the trainable parameters only, warmup + cosine schedule,
+/// evaluation on the held-out items.
 public final class FineTuner {
     public let options: FineTuneOptions
     public let model: DecoderModel
     public let classifier: SequenceClassifier?
+    public let objective: FineTuneObjective
     public let optimizer: AdamW
     public let schedule: WarmupCosineLR
     public var batches: LengthGroupedBatches
-    public let train: [EncodedExample]
-    public let validation: [EncodedExample]
-    public let pad: Int32
     public let totalSteps: Int
     public private(set) var step = 0
     public private(set) var tokensSeen = 0
@@ -61,14 +119,21 @@ public final class FineTuner {
     /// What trains: the classifier (head + its base) or the model.
     public var trainee: Module { classifier ?? model }
 
-    public init(model: DecoderModel, classifier: SequenceClassifier?, train: [EncodedExample], validation: [EncodedExample],
-                pad: Int32, options: FineTuneOptions) throws {
-        guard !train.isEmpty else { throw TrainingError.config("no training examples left (all dropped? see the summary)") }
+    /// SFT or classification over encoded examples (`pad` fills batches out).
+    public convenience init(model: DecoderModel, classifier: SequenceClassifier?, train: [EncodedExample], validation: [EncodedExample],
+                            pad: Int32, options: FineTuneOptions) throws {
         guard (classifier != nil) == (options.task == .classify) else { throw TrainingError.config("a classification run needs a classifier, SFT none") }
-        self.model = model; self.classifier = classifier; self.options = options
+        try self.init(model: model, classifier: classifier,
+                      objective: ExampleObjective(model: model, classifier: classifier, train: train, validation: validation, pad: pad, task: options.task),
+                      options: options)
+    }
+
+    public init(model: DecoderModel, classifier: SequenceClassifier?, objective: FineTuneObjective, options: FineTuneOptions) throws {
+        let lengths = objective.trainLengths
+        guard !lengths.isEmpty else { throw TrainingError.config("no training examples left (all dropped? see the summary)") }
+        self.model = model; self.classifier = classifier; self.objective = objective; self.options = options
         model.checkpointActivations = options.checkpointActivations ?? false
-        self.train = train; self.validation = validation; self.pad = pad
-        batches = LengthGroupedBatches(lengths: train.map(\.tokens.count), batch: options.batch, seed: options.seed)
+        batches = LengthGroupedBatches(lengths: lengths, batch: options.batch, seed: options.seed)
         totalSteps = options.steps ?? max(1, options.epochs * ((batches.count + options.gradAccum - 1) / options.gradAccum))
         let trainee: Module = classifier ?? model
         guard !trainee.trainableParameters.isEmpty else { throw TrainingError.config("nothing to train: every parameter is frozen") }
@@ -78,23 +143,19 @@ public final class FineTuner {
                                   warmupSteps: options.warmup, decaySteps: totalSteps)
     }
 
-    /// The loss of one padded batch (mean over trained tokens, or over rows).
-    func loss(_ b: PaddedBatch) throws -> Tensor {
-        if let classifier { return try classifier.loss(b.ids, lengths: b.lengths, length: b.length, labels: b.labels) }
-        return try model.loss(b.ids, targets: b.targets, batch: b.batch, length: b.length)
-    }
-
     /// One optimizer step over `gradAccum` batches.
     public func trainStep() throws -> StepStats {
         let start = Date()
         trainee.train()
-        var lossSum: Float = 0, tokens = 0
+        var lossSum: Float = 0, tokens = 0, metrics: [String: Float] = [:]
+        let parts = Float(options.gradAccum)
         for _ in 0..<options.gradAccum {
-            let b = PaddedBatch(batches.next().map { train[$0] }, pad: pad, task: options.task)
-            let loss = try self.loss(b) * (1 / Float(options.gradAccum))
+            let part = try objective.loss(batches.next())
+            let loss = part.loss * (1 / parts)
             guard loss.item.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss (\(loss.item))") }
             lossSum += loss.item
-            tokens += b.realTokens
+            tokens += part.tokens
+            for (k, v) in part.metrics { metrics[k, default: 0] += v / parts }
             loss.backward()
         }
         let params = optimizer.groups.flatMap(\.parameters)
@@ -111,16 +172,18 @@ public final class FineTuner {
         optimizer.zeroGrad()
         step += 1
         tokensSeen += tokens
-        return StepStats(step: step, loss: lossSum, learningRate: lr, gradNorm: norm, tokens: tokensSeen,
-                         seconds: Date().timeIntervalSince(start))
+        var s = StepStats(step: step, loss: lossSum, learningRate: lr, gradNorm: norm, tokens: tokensSeen,
+                          seconds: Date().timeIntervalSince(start))
+        s.metrics = metrics
+        return s
     }
 
-    /// Mean loss over the validation examples (and accuracy, for classification); nil without any.
-    public func evaluate() throws -> (loss: Float, accuracy: Float?)? {
-        guard !validation.isEmpty else { return nil }
+    /// The objective on the held-out items (nil without any), in evaluation mode.
+    public func evaluate() throws -> Evaluation? {
+        guard objective.hasValidation else { return nil }
         trainee.eval()
         defer { trainee.train() }
-        return try Self.evaluate(validation, model: model, classifier: classifier, pad: pad, batch: options.batch, task: options.task)
+        return try objective.evaluate(batch: options.batch)
     }
 
     /// Loss (token-weighted for SFT, per row for classification) and accuracy over examples.
