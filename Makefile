@@ -21,6 +21,7 @@ build: setup
 # (fortunes + the Python docs), with a BPE tokenizer trained on that text first; then it writes.
 DEMO_MINUTES ?= 3
 DEMO_FINETUNE_EPOCHS ?= 3
+DEMO_DPO_PAIRS ?= 40
 demo: build
 	@bash scripts/fetch/corpus.sh
 	$(LLM) train --data .cache/corpus.txt --tokenizer train --vocab-size 4096 --config small \
@@ -38,6 +39,11 @@ demo: build
 		--placeholder name=Swifty --placeholder "author=the llm project" --epochs $(DEMO_FINETUNE_EPOCHS) --batch 8 --lr 1e-3 \
 		--warmup 5 --val-fraction 0.1 --eval-every 0 --seed 1 --out runs/demo-identity
 	$(LLM) generate --model runs/demo-identity --chat --prompt "Please introduce yourself briefly." --max-new-tokens 40 --temperature 0
+	@echo "--- preference tuning: DPO continues that adapter on $(DEMO_DPO_PAIRS) of LLaMA-Factory's answer pairs (chosen over rejected), base + identity adapter as the frozen reference"
+	@rm -rf runs/demo-dpo
+	$(LLM) dpo --model .cache/SmolLM2-135M-Instruct.Q4_1.gguf --adapter runs/demo-identity --data .cache/llamafactory/dpo_en_demo.json \
+		--max-samples $(DEMO_DPO_PAIRS) --max-length 192 --eval-every 0 --seed 1 --out runs/demo-dpo
+	$(LLM) generate --model runs/demo-dpo --chat --prompt "Please introduce yourself briefly." --max-new-tokens 40 --temperature 0
 
 test: setup
 	swift test $(SWIFTFLAGS)

@@ -45,15 +45,15 @@ struct FineTune: ParsableCommand {
         let valFiles = info.validation
         switch o.task {
         case .sft, .dpo:
-            var examples = try info.data.flatMap { try InstructionData.read($0, format: o.promptFormat, template: template, placeholders: placeholders) }
-            var held = try valFiles.flatMap { try InstructionData.read($0, format: o.promptFormat, template: template, placeholders: placeholders) }
+            var examples = try info.data.flatMap { first(try InstructionData.read($0, format: o.promptFormat, template: template, placeholders: placeholders), o.maxSamples) }
+            var held = try valFiles.flatMap { first(try InstructionData.read($0, format: o.promptFormat, template: template, placeholders: placeholders), o.maxSamples) }
             if valFiles.isEmpty { (examples, held) = split(examples, fraction: o.valFraction, rng: rng) }
             (trainSet, summary) = try FineTuneEncoding.sft(examples, tokenizer: tokenizer, bos: loaded.bos, eos: eos, maxLength: o.maxLength, maskPrompt: o.maskPrompt)
             (valSet, valSummary) = try FineTuneEncoding.sft(held, tokenizer: tokenizer, bos: loaded.bos, eos: eos, maxLength: o.maxLength, maskPrompt: o.maskPrompt)
         case .classify:
             let cols = info.columns
-            var examples = try info.data.flatMap { try ClassificationData.read($0, columns: cols) }
-            var held = try valFiles.flatMap { try ClassificationData.read($0, columns: cols) }
+            var examples = try info.data.flatMap { first(try ClassificationData.read($0, columns: cols), o.maxSamples) }
+            var held = try valFiles.flatMap { first(try ClassificationData.read($0, columns: cols), o.maxSamples) }
             if valFiles.isEmpty { (examples, held) = split(examples, fraction: o.valFraction, rng: rng) }
             let labels = info.labels ?? Array(Set(examples.map(\.label))).sorted()
             guard labels.count >= 2 else { throw CLIError("--data: classification needs at least two labels, found \(labels.joined(separator: ", "))") }

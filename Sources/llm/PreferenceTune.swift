@@ -45,8 +45,8 @@ struct PreferenceTune: ParsableCommand {
         func pairs(_ records: [(String, [String: Any])]) throws -> [PreferencePair] {
             try records.map { try PreferenceData.pair($1, source: $0, format: o.promptFormat, template: template, placeholders: info.placeholders) }
         }
-        var trainRecords = try info.data.flatMap { try InstructionData.records($0) }
-        var heldRecords = try info.validation.flatMap { try InstructionData.records($0) }
+        var trainRecords = try info.data.flatMap { first(try InstructionData.records($0), o.maxSamples) }
+        var heldRecords = try info.validation.flatMap { first(try InstructionData.records($0), o.maxSamples) }
         guard !trainRecords.isEmpty else { throw CLIError("--data: no records in \(info.data.joined(separator: ", "))") }
         if info.validation.isEmpty { (trainRecords, heldRecords) = split(trainRecords, fraction: o.valFraction, rng: RandomGenerator(seed: o.seed)) }
         let (train, summary) = try FineTuneEncoding.pairs(try pairs(trainRecords), tokenizer: tokenizer, bos: loaded.bos, eos: eos, maxLength: o.maxLength)
@@ -122,12 +122,12 @@ struct PreferenceTune: ParsableCommand {
         }
         print("schedule: \(tuner.totalSteps) steps of \(o.batch) × \(o.gradAccum) pairs, lr \(formatFloat(o.learningRate)) → \(formatFloat(o.minLearningRate)), warmup \(o.warmup); run folder \(runDir)")
 
-        try runTuning(tuner, info: info, runDir: runDir, tokenizer: tokenizer, stopAfter: tuning.stopAfter) { v in
+        let last = try runTuning(tuner, info: info, runDir: runDir, tokenizer: tokenizer, stopAfter: tuning.stopAfter) { v in
             String(format: "%.3f", v.loss) + " (acc \(v.metrics["val_rewards/accuracies"].map(percent) ?? "-"), margin \(String(format: "%.3f", v.metrics["val_rewards/margins"] ?? 0)))"
         }
-        if !held.isEmpty, let v = try tuner.evaluate() {
+        if let v = last {
             let m = v.metrics
-            print("held-out after: reward accuracy \(m["val_rewards/accuracies"].map(percent) ?? "-"), margin \(String(format: "%.3f", m["val_rewards/margins"] ?? 0)) (chosen \(String(format: "%+.3f", m["val_rewards/chosen"] ?? 0)), rejected \(String(format: "%+.3f", m["val_rewards/rejected"] ?? 0))), loss \(String(format: "%.4f", v.loss))")
+            print("held-out at step \(tuner.step): reward accuracy \(m["val_rewards/accuracies"].map(percent) ?? "-"), margin \(String(format: "%.3f", m["val_rewards/margins"] ?? 0)) (chosen \(String(format: "%+.3f", m["val_rewards/chosen"] ?? 0)), rejected \(String(format: "%+.3f", m["val_rewards/rejected"] ?? 0))), loss \(String(format: "%.4f", v.loss))")
         }
         print("try it: llm generate --model \(runDir) --chat --prompt \"...\"; llm evaluate --model \(runDir)\(heldRecords.isEmpty ? " --data PAIRS" : "")")
     }
@@ -143,7 +143,7 @@ struct PreferenceTune: ParsableCommand {
             guard let m = FineTuneMethod(rawValue: method), m != .head else { throw CLIError("--method must be lora or full, got \(method)") }
             o.method = m
         }
-        try tuning.apply(to: &o, defaultLR: o.method == .lora ? 5e-5 : 1e-6)
+        try tuning.apply(to: &o, defaultLR: o.method == .lora ? 5e-4 : 1e-6)
         if let beta { guard beta.isFinite, beta > 0 else { throw CLIError("--beta must be a positive number, got \(beta)") } }
         o.dpo = DPOOptions(beta: beta ?? 0.1, averageLogprobs: averageLogprobs)
         if adapter != nil, o.method == .lora, tuning.loraRank != nil || tuning.loraAlpha != nil || tuning.loraTargets != nil {

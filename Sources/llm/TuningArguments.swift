@@ -23,7 +23,7 @@ struct TuningArguments: ParsableArguments {
     @Option(help: "Optimizer steps (default: --epochs passes).") var steps: Int?
     @Option(help: "Examples per batch (dpo: pairs per batch; default 8, dpo 4).") var batch: Int?
     @Option(help: "Batches per optimizer step.") var gradAccum: Int?
-    @Option(help: "Peak learning rate (finetune: 2e-4 lora, 5e-5 full, 1e-3 head; dpo: 5e-5 lora, 1e-6 full).") var lr: Float?
+    @Option(help: "Peak learning rate (finetune: 2e-4 lora, 5e-5 full, 1e-3 head; dpo: 5e-4 lora, 1e-6 full).") var lr: Float?
     @Option(help: "Learning rate at the end of the cosine decay.") var minLr: Float?
     @Option(help: "Warmup steps.") var warmup: Int?
     @Option(help: "AdamW weight decay (on matrices).") var weightDecay: Float?
@@ -37,6 +37,7 @@ struct TuningArguments: ParsableArguments {
     @Option(help: "Tokenizer (default: the model's own, else GPT-2's for a 50257-token vocabulary).") var tokenizer: String?
     @Option(help: "Continue the run in this folder from its checkpoint (its options; --steps/--epochs may extend it).") var resume: String?
     @Option(help: "Stop after this step with a checkpoint (continue with --resume).") var stopAfter: Int?
+    @Option(help: "Use only the first N records of each data file (quick trials).") var maxSamples: Int?
 
     /// The options a resumed run keeps (given: true when the user set one).
     var fixedOnResume: [(String, Bool)] {
@@ -45,7 +46,7 @@ struct TuningArguments: ParsableArguments {
          ("--min-lr", minLr != nil), ("--warmup", warmup != nil), ("--weight-decay", weightDecay != nil), ("--max-length", maxLength != nil),
          ("--val-fraction", valFraction != nil), ("--seed", seed != nil), ("--prompt-format", promptFormat != nil),
          ("--placeholder", !placeholder.isEmpty), ("--val-data", !valData.isEmpty), ("--checkpoint-activations", checkpointActivations),
-         ("--tokenizer", tokenizer != nil), ("--data", !data.isEmpty), ("--out", out != nil)]
+         ("--tokenizer", tokenizer != nil), ("--data", !data.isEmpty), ("--out", out != nil), ("--max-samples", maxSamples != nil)]
     }
 
     /// A new run's info (the base, data and options), or a resumed run's with only its length
@@ -114,6 +115,7 @@ struct TuningArguments: ParsableArguments {
         if let m = maxLength { guard m >= 2 else { throw CLIError("--max-length must be at least 2, got \(m)") }; o.maxLength = m }
         if let v = valFraction { guard v >= 0, v < 1 else { throw CLIError("--val-fraction must be in [0, 1), got \(v)") }; o.valFraction = v }
         if let s = seed { o.seed = s }
+        if let n = maxSamples { try positive(n, "--max-samples"); o.maxSamples = n }
         if checkpointActivations { o.checkpointActivations = true }
         if let e = evalEvery { guard e >= 0 else { throw CLIError("--eval-every must be 0 (only at the end) or more, got \(e)") }; o.evalEvery = e }
         if let p = promptFormat {
@@ -134,6 +136,9 @@ struct TuningArguments: ParsableArguments {
 
 func absolute(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.path }
 
+/// The first `limit` items (all when nil): --max-samples, per data file.
+func first<T>(_ items: [T], _ limit: Int?) -> [T] { limit.map { Array(items.prefix($0)) } ?? items }
+
 /// Checks the data files exist and the longest example fits the model (setting the default
 /// --max-length to the model's context when that is shorter).
 func checkDataAndLength(_ info: inout FineTuneRunInfo, decoder: DecoderModel, lengthGiven: Bool, resumed: Bool) throws {
@@ -145,10 +150,11 @@ func checkDataAndLength(_ info: inout FineTuneRunInfo, decoder: DecoderModel, le
     }
 }
 
-/// Prints what trains, then runs the loop to the end (or --stop-after): a progress line per
-/// step, evaluation, log, plot and a checkpoint every --eval-every steps and at the end.
+/// Runs the loop to the end (or --stop-after): a progress line per step, evaluation, log, plot
+/// and a checkpoint every --eval-every steps and at the end. Returns the last evaluation.
+@discardableResult
 func runTuning(_ tuner: FineTuner, info: FineTuneRunInfo, runDir: String, tokenizer: Tokenizer?, stopAfter: Int?,
-               describeValidation: (Evaluation) -> String) throws {
+               describeValidation: (Evaluation) -> String) throws -> Evaluation? {
     let o = tuner.options
     try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
     let log = try RunLog(folder: runDir, keepingThrough: tuner.step)
@@ -183,6 +189,7 @@ func runTuning(_ tuner: FineTuner, info: FineTuneRunInfo, runDir: String, tokeni
     if tuner.step < tuner.totalSteps { print("stopped at step \(tuner.step) of \(tuner.totalSteps); continue with --resume \(runDir)") }
     let saved = o.method == .lora ? "adapter \(runDir)/\(PEFTAdapter.weightsFile)" : o.method == .full ? "model \(runDir)/\(FineTuneRun.modelFolder)" : "head \(runDir)/\(FineTuneRun.scoreFile)"
     print("done: \(tuner.step) steps, \(grouped(tuner.tokensSeen)) tokens in \(String(format: "%.0f", Date().timeIntervalSince(started))) s; \(saved), log \(runDir)/log.jsonl, plot \(runDir)/loss.svg")
+    return lastVal
 }
 
 /// "LoRA r=16 alpha=32 dropout=0.05 on 210 projections (q,k,v,…), base kept quantized (QLoRA)".

@@ -115,12 +115,15 @@ import Testing
             (["--method", "head"], "error: --method must be lora or full, got head"),
             (["--lora-dropout", "1"], "error: --lora-dropout must be in [0, 1), got 1"),
             (["--adapter", dir], "error: --adapter \(dir): no adapter_config.json"),
+            (["--max-samples", "0"], "error: --max-samples must be positive, got 0"),
         ]
         for (extra, message) in cases {
             let r = try F.run(base + extra)
             #expect(r.status == 1 && r.err.hasPrefix(message), "\(extra): \(r.err)")
             #expect(!FileManager.default.fileExists(atPath: dir + "/x/finetune.json"))
         }
+        let few = try F.run(base + ["--max-samples", "6", "--steps", "1"])
+        #expect(few.status == 0 && few.out.contains("data: 5 training pairs") && few.out.contains("1 held-out pairs"), "\(few.out)\(few.err)")
         let bad = dir + "/bad.jsonl"
         try F.write(#"{"prompt": "p", "chosen": "a", "rejected": "b"}"# + "\n" + #"{"prompt": "p", "chosen": "a"}"# + "\n", bad)
         let r = try F.run(["dpo", "--model", F.base, "--data", bad, "--out", dir + "/y"])

@@ -137,11 +137,7 @@ import Training
 
 /// Preference data: the three record shapes become the texts they should, errors name the place.
 @Suite struct PreferenceDataTests {
-    static func file(_ text: String, _ ext: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pairs-\(UUID()).\(ext)").path
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        return path
-    }
+    static func file(_ text: String, _ ext: String) throws -> String { try FineTuneData.file(text, ext) }
 
     @Test func promptChosenRejectedAsText() throws {
         let path = try Self.file(#"{"prompt": "2+2=", "chosen": " 4", "rejected": " 5"}"# + "\n", "jsonl")

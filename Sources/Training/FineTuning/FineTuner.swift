@@ -39,6 +39,8 @@ public struct FineTuneOptions: Codable, Sendable {
     public var checkpointActivations: Bool?
     /// DPO's β and log-probability averaging (task dpo only).
     public var dpo: DPOOptions?
+    /// Only the first N records of each data file (quick trials; nil: all).
+    public var maxSamples: Int?
 
     public init() {}
 }
