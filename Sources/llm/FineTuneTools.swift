@@ -113,7 +113,9 @@ struct Evaluate: ParsableCommand {
         let dpoRun = [adapter, model].compactMap { $0 }.first { FineTuneRun.isRun($0) && (try? FineTuneRun.readInfo($0))?.options.task == .dpo }
         let path = data ?? dpoRun.map { $0 + "/" + PreferenceTune.heldOutFile }
         if let path {
-            guard FileManager.default.fileExists(atPath: path) else { throw CLIError("--data \(path): no such file") }
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw CLIError(data == nil ? "give --data: the DPO run \(dpoRun!) kept no held-out pairs (--val-fraction 0?)" : "--data \(path): no such file")
+            }
             let isJSON = ["json", "jsonl"].contains(URL(fileURLWithPath: path).pathExtension.lowercased())
             if isJSON, let first = try InstructionData.records(path).first, PreferenceData.isPair(first.1) {
                 return try preferences(path, dpoRun: dpoRun.map { ($0, try FineTuneRun.readInfo($0)) }, format: format)
