@@ -61,6 +61,7 @@ fixtures:
 	python3 scripts/fixtures/make_tokenizer_fixtures.py
 	python3 scripts/fixtures/make_llama_train_step.py
 	python3 scripts/fixtures/make_mistral_fixtures.py
+	python3 scripts/fixtures/make_gemma_fixtures.py
 	python3 scripts/fixtures/make_lora_fixtures.py
 	python3 scripts/fixtures/make_dpo_fixtures.py
 	@bash scripts/fetch/smollm2.sh

@@ -14,7 +14,7 @@ public struct LoadedClassifier {
 
     public var labels: [String] { classifier.labels }
 
-    public static func load(_ run: String, arithmetic: GGUFLlama.Arithmetic = .float32) throws -> LoadedClassifier {
+    public static func load(_ run: String, arithmetic: GGUFModel.Arithmetic = .float32) throws -> LoadedClassifier {
         let info = try FineTuneRun.readInfo(run)
         guard info.options.task == .classify, let labels = info.labels else {
             throw InferenceError("\(run) is an SFT run: use generate, chat, logits or perplexity with --model \(run)")

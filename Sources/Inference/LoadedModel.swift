@@ -70,7 +70,7 @@ public struct LoadedModel {
     /// SFT or DPO fine-tuning run (its base with its adapter, or its fully fine-tuned model); with
     /// `adapter`, a LoRA adapter folder (ours or PEFT's) goes into the model, unmerged.
     public static func load(_ path: String, tokenizer explicit: String? = nil, adapter: String? = nil,
-                            arithmetic: GGUFLlama.Arithmetic = .llamaCpp) throws -> LoadedModel {
+                            arithmetic: GGUFModel.Arithmetic = .llamaCpp) throws -> LoadedModel {
         let started = Date()
         if FineTuneRun.isRun(path) {
             let info = try FineTuneRun.readInfo(path)
@@ -102,7 +102,7 @@ public struct LoadedModel {
         if !isDir.boolValue {
             guard path.lowercased().hasSuffix(".gguf") else { throw InferenceError("\(path): expected a .gguf file or a model folder") }
             let file = try GGUFFile(path: path)
-            let model = try GGUFLlama.load(file, arithmetic: arithmetic)
+            let model = try GGUFModel.load(file, arithmetic: arithmetic)
             let vocab = try GGUFVocabulary(file)
             let tok = try explicit.map { try Tokenizer.load(path: $0) } ?? vocab.tokenizer
             var stops = Set<Int32>()

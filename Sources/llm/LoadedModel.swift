@@ -4,7 +4,7 @@ import Inference
 import Models
 import Tokenization
 
-/// How `--model` is loaded: `--arithmetic` (how a GGUF model computes, see GGUFLlama.Arithmetic)
+/// How `--model` is loaded: `--arithmetic` (how a GGUF model computes, see GGUFModel.Arithmetic)
 /// and `--adapter` (a LoRA adapter applied unmerged).
 struct ModelLoading: ParsableArguments {
     @Option(help: ArgumentHelp("A LoRA adapter folder (a fine-tuning run, or PEFT's adapter_config.json + adapter_model.safetensors), applied unmerged.", valueName: "folder"))
@@ -13,7 +13,7 @@ struct ModelLoading: ParsableArguments {
     @Option(help: ArgumentHelp("GGUF models: llama.cpp (8-bit activations, integer dot products, F16 attention: llama.cpp's numbers and speed) or float32 (exact Float32 on the dequantized weights: slower, and stable under tiny changes in float order).", valueName: "llama.cpp|float32"))
     var arithmetic: String = "llama.cpp"
 
-    func value() throws -> GGUFLlama.Arithmetic {
+    func value() throws -> GGUFModel.Arithmetic {
         switch arithmetic {
         case "llama.cpp", "llamacpp", "ggml": return .llamaCpp
         case "float32", "f32": return .float32

@@ -50,59 +50,38 @@ public enum GGUFLlama {
         return config
     }
 
-    /// How the model computes with its quantized weights.
-    public enum Arithmetic: Sendable {
-        /// As llama.cpp's CPU path does (the default, so results and speed compare): activations
-        /// rounded to 8-bit blocks before each product with block-quantized weights (integer dot
-        /// products), q/k/v and the attention output rounded to F16 (its F16 KV cache).
-        case llamaCpp
-        /// Float32 throughout on the dequantized weights (what transformers would compute).
-        case float32
-    }
+    /// How the model computes with its quantized weights (see `GGUFModel.Arithmetic`).
+    public typealias Arithmetic = GGUFModel.Arithmetic
 
     public static func load(_ file: GGUFFile, arithmetic: Arithmetic = .llamaCpp) throws(ModelError) -> Llama {
-        let ggml = arithmetic == .llamaCpp
+        let weights = GGUFWeights(file: file, ggml: arithmetic == .llamaCpp)
         let config = try config(file)
         let (c, v) = (config.embedding, config.vocabularySize)
-        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws(ModelError) -> QuantizedMatrix {
-            guard let info = file.tensorInfo(name) else { throw .file(file.path, "missing tensor \(name)") }
-            guard info.dims == [cols, rows] || (rows == 1 && info.dims == [cols]) else {
-                throw .file(file.path, "\(name): expected \(Shape.describe([rows, cols])), got \(Shape.describe(info.dims.reversed()))")
-            }
-            return try file.matrix(name)
-        }
-        func linear(_ name: String, _ rows: Int, _ cols: Int) throws(ModelError) -> QuantizedLinear {
-            QuantizedLinear(try matrix(name, rows, cols), roundActivations: ggml)
-        }
-        func norm(_ name: String, _ size: Int) throws(ModelError) -> RMSNorm {
-            RMSNorm(weight: try matrix(name, 1, size).dequantized().reshaped([size]), eps: config.rmsNormEpsilon)
-        }
         var factors: [Float]? = nil
         if file.tensorInfo("rope_freqs.weight") != nil {
-            factors = try matrix("rope_freqs.weight", 1, config.headSize / 2).dequantized().scalars
+            factors = try weights.matrix("rope_freqs.weight", 1, config.headSize / 2).dequantized().scalars
         }
         let spec = config.decoder(ropePairing: .adjacent, ropeFrequencyFactors: factors)
         let rng = RandomGenerator(seed: 0)
         var blocks: [DecoderLayer] = []
         for i in 0..<config.layers {
-            let p = "blk.\(i)."
-            blocks.append(try DecoderLayer(spec, index: i, rng: rng,
-                linear: { w, rows, cols throws(ModelError) in try linear(p + ggufNames[w]!, rows, cols) },
-                norm: { w, size throws(ModelError) in try norm(p + ggufNames[w]!, size) }))
+            blocks.append(try weights.layer(spec, index: i, names: ggufNames, eps: config.rmsNormEpsilon, rng: rng))
         }
-        let model = Llama(config: config, spec: spec,
-                          embedTokens: QuantizedEmbedding(try matrix("token_embd.weight", v, c), roundActivations: ggml), layers: blocks,
-                          norm: try norm("output_norm.weight", c),
-                          lmHead: config.tiedEmbeddings ? nil : try linear("output.weight", v, c), rng: rng)
-        model.halfPrecisionAttention = ggml
+        let model = Llama(config: config, spec: spec, embedTokens: try weights.embedding("token_embd.weight", v, c), layers: blocks,
+                          norm: try weights.rmsNorm("output_norm.weight", c, eps: config.rmsNormEpsilon),
+                          lmHead: config.tiedEmbeddings ? nil : try weights.linear("output.weight", v, c), rng: rng)
+        model.halfPrecisionAttention = weights.ggml
         return model
     }
 }
 
-/// llama.cpp's tensor names for the weights of layer N (after "blk.N.").
+/// llama.cpp's tensor names for the weights of layer N (after "blk.N."), every architecture's
+/// (a layer uses the roles its config has).
 let ggufNames: [DecoderWeight: String] = [
     .attentionNorm: "attn_norm.weight", .q: "attn_q.weight", .k: "attn_k.weight", .v: "attn_v.weight", .o: "attn_output.weight",
+    .qNorm: "attn_q_norm.weight", .kNorm: "attn_k_norm.weight", .postAttentionNorm: "post_attention_norm.weight",
     .mlpNorm: "ffn_norm.weight", .gate: "ffn_gate.weight", .up: "ffn_up.weight", .down: "ffn_down.weight",
+    .postMLPNorm: "post_ffw_norm.weight",
 ]
 
 /// The tokenizer and chat facts a GGUF file carries.

@@ -100,6 +100,7 @@ public enum HuggingFaceLlama {
 /// A model folder of any architecture the project reads: config.json's `model_type` picks the loader.
 public enum ModelFolder {
     public static func load(_ folder: String) throws -> DecoderModel {
+        if HuggingFaceGemma3.isGemma3(folder: folder) { return try HuggingFaceGemma3.load(folder: folder) }
         if HuggingFaceLlama.isLlama(folder: folder) { return try HuggingFaceLlama.load(folder: folder) }
         return try HuggingFaceGPT2.load(folder: folder)
     }
