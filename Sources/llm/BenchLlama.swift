@@ -111,25 +111,55 @@ extension Bench {
         }
     }
 
-    /// `llm bench quant`: matrix-vector speed of each weight format (GB/s of weights read).
+    /// `llm bench quant`: matrix-vector speed of each weight format (GB/s of weights read), through
+    /// `linear` (float activations) and `linearGGML` (activations rounded as ggml does: Q8_0, Q8_1,
+    /// Q8_K; integer kernels where there are some). K-quant weights are random valid blocks (there
+    /// is no K quantizer yet) and need columns in multiples of 256: other shapes round up for them.
     struct QuantSpeed: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "quant", abstract: "Matrix-vector GB/s of weights for each block format.")
         @Option(help: "Rows × columns of the weight matrix.") var shape = "1536x576"
         @Option(help: "Input rows (1 = generation).") var inputs = 1
         @Option(help: "Seconds per format.") var seconds: Double = 1
+        @Option(help: "Formats, comma-separated (default: all).") var types: String?
+        @Flag(help: "One JSON object per format instead of the table.") var json = false
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
             global.apply()
             let d = shape.split(separator: "x").compactMap { Int($0) }
-            guard d.count == 2 else { throw CLIError("--shape: expected ROWSxCOLS") }
+            guard d.count == 2, d[0] > 0, d[1] > 0 else { throw CLIError("--shape must be ROWSxCOLS with positive sizes, got '\(shape)'") }
+            guard inputs > 0 else { throw CLIError("--inputs must be positive, got \(inputs)") }
+            guard seconds > 0, seconds.isFinite else { throw CLIError("--seconds must be positive, got \(seconds)") }
+            let all: [GGMLType] = [.f32, .f16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+            var chosen = all
+            if let types {
+                chosen = try types.split(separator: ",").map { name in
+                    guard let t = all.first(where: { $0.name.lowercased() == name.lowercased() }) else {
+                        throw CLIError("--types: unknown format '\(name)' (known: \(all.map(\.name).joined(separator: ", ")))")
+                    }
+                    return t
+                }
+            }
             let rng = RandomGenerator(seed: 0)
             let w = Tensor.randn([d[0], d[1]], rng: rng), x = Tensor.randn([inputs, d[1]], rng: rng)
-            print("threads \(Parallel.threads) · \(d[0])×\(d[1]) weights · \(inputs) input row(s)")
-            for type in [GGMLType.f32, .f16, .q8_0, .q4_0, .q4_1] {
-                let q = QuantizedMatrix.quantize(w, as: type)
-                let t = bestTime(seconds: seconds) { _ = linear(x, q) }
-                print("\(type.name.padding(5)) \(String(format: "%8.2f", Double(q.byteCount) / t / 1e9)) GB/s  \(String(format: "%7.2f", t * 1e6)) µs")
+            if !json {
+                print("threads \(Parallel.threads) · \(d[0])×\(d[1]) weights · \(inputs) input row(s)")
+                print("format    linear GB/s      µs   ggml GB/s      µs")
+            }
+            for type in chosen {
+                let cols = (d[1] + type.blockSize - 1) / type.blockSize * type.blockSize
+                let q = type.isKQuant ? QuantizedMatrix.random(type, rows: d[0], cols: cols, rng: rng) : QuantizedMatrix.quantize(w, as: type)
+                let xt = cols == d[1] ? x : Tensor.randn([inputs, cols], rng: rng)
+                let t = bestTime(seconds: seconds) { _ = linear(xt, q) }
+                let g = bestTime(seconds: seconds) { _ = linearGGML(xt, q) }
+                let gb = { (t: Double) in String(format: "%8.2f", Double(q.byteCount) / t / 1e9) }
+                if json {
+                    print(#"{"type":"\#(type.name)","rows":\#(d[0]),"cols":\#(cols),"inputs":\#(inputs),"threads":\#(Parallel.threads),"#
+                        + #""linear_gbs":\#(Double(q.byteCount) / t / 1e9),"ggml_gbs":\#(Double(q.byteCount) / g / 1e9),"ggml_us":\#(g * 1e6)}"#)
+                    continue
+                }
+                let note = cols == d[1] ? "" : "   (\(d[0])×\(cols))"
+                print("\(type.name.padding(6)) \(gb(t))  \(String(format: "%8.2f", t * 1e6))    \(gb(g))  \(String(format: "%8.2f", g * 1e6))\(note)")
             }
         }
     }

@@ -194,15 +194,15 @@ func ggufError(_ bytes: [UInt8]) throws -> String {
 
         // An unsupported type reads fine, but asking for the tensor names the type and tensor.
         b = Self.sample()
-        b.tensors[2].type = 12        // Q4_K
+        b.tensors[2].type = 23        // IQ4_XS
         b.tensors[2].dims = [256, 1]
-        b.tensors[2].data = [UInt8](repeating: 0, count: 144)
+        b.tensors[2].data = [UInt8](repeating: 0, count: 136)
         let path = try b.write()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let f = try GGUFFile(path: path)
         #expect(throws: ModelError.self) { try f.matrix("r.q8_0") }
         do { _ = try f.matrix("r.q8_0") } catch {
-            #expect(error.description.contains("r.q8_0") && error.description.contains("Q4_K"), "\(error)")
+            #expect(error.description.contains("r.q8_0") && error.description.contains("IQ4_XS"), "\(error)")
         }
         do { _ = try f.matrix("nope") } catch { #expect(error.description.contains("no tensor named nope")) }
 

@@ -30,6 +30,7 @@ import Tensors
                 case .q8_0: bound = amax / 127 * 0.5 + amax * 1e-3
                 case .q4_0: bound = amax / 8 * 0.5 + amax * 1e-3 + amax / 8   // the −8…7 grid is lopsided
                 case .q4_1: bound = span / 15 * 0.5 + span * 2e-3 + amax * 1e-3
+                default: bound = 0                         // (the other formats: KQuantTests.swift)
                 }
                 for j in 0..<32 {
                     let i = r * 96 + b * 32 + j

@@ -37,7 +37,7 @@ public struct GGUFFile {
     public func matrix(_ name: String) throws(ModelError) -> QuantizedMatrix {
         guard let info = tensorInfo(name) else { throw .file(path, "no tensor named \(name)") }
         guard let type = GGMLType(rawValue: info.type) else {
-            throw .file(path, "tensor \(name) has type \(GGMLType.name(of: info.type)), which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)")
+            throw .file(path, "tensor \(name) has type \(GGMLType.name(of: info.type)), which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K are)")
         }
         let cols = info.dims.first ?? 1
         return QuantizedMatrix(type: type, rows: info.count / max(cols, 1), cols: cols,

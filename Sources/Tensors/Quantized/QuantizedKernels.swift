@@ -42,16 +42,25 @@ public func linearInputGradient(_ g: Tensor, _ w: QuantizedMatrix) -> Tensor {
 
 /// y (inputs, rows) for inputs ≤ 4.
 func quantizedGEMV(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix, _ y: UnsafeMutablePointer<Float>) {
-    let blocks = w.cols / 32
-    // Per-block sums of x, for the offset terms of Q4_0 (−8·d·Σx) and Q4_1 (m·Σx).
+    let blocks = w.cols / 32, superBlocks = w.cols / 256
+    // Sums of x per 32 values, for the offset terms of Q4_0 (−8·d·Σx), Q4_1 (m·Σx), Q5_0, Q5_1
+    // and the sub-block minimums of Q4_K/Q5_K.
     let sums = UnsafeMutablePointer<Float>.allocate(capacity: max(1, inputs * blocks))
     defer { sums.deallocate() }
-    if w.type == .q4_0 || w.type == .q4_1 {
+    switch w.type {
+    case .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K:
         for i in 0..<inputs { for b in 0..<blocks { sums[i * blocks + b] = vsum(x + i * w.cols + b * 32, 32) } }
+    default: break
+    }
+    // Formats without a block kernel: each row dequantized into scratch, then a dot product.
+    let viaScratch: Bool
+    switch w.type {
+    case .f16, .bf16, .q2_K, .q3_K, .q8_K: viaScratch = true
+    default: viaScratch = false
     }
     Parallel.forEachChunk(w.rows, grain: 64) { rows in
         var scratch: UnsafeMutablePointer<Float>? = nil
-        if w.type == .f16 || w.type == .bf16 { scratch = .allocate(capacity: w.cols) }
+        if viaScratch { scratch = .allocate(capacity: w.cols) }
         defer { scratch?.deallocate() }
         for r in rows {
             let row = w.bytes + r * w.rowBytes
@@ -62,8 +71,13 @@ func quantizedGEMV(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix,
                 case .q4_1: v = dotQ4_1(row, xi, sums + i * blocks, blocks: blocks)
                 case .q4_0: v = dotQ4_0(row, xi, sums + i * blocks, blocks: blocks)
                 case .q8_0: v = dotQ8_0(row, xi, blocks: blocks)
+                case .q5_0: v = dotQ5_0(row, xi, sums + i * blocks, blocks: blocks)
+                case .q5_1: v = dotQ5_1(row, xi, sums + i * blocks, blocks: blocks)
+                case .q4_K: v = dotQ4_K(row, xi, sums + i * blocks, superBlocks: superBlocks, fifthBits: false)
+                case .q5_K: v = dotQ4_K(row, xi, sums + i * blocks, superBlocks: superBlocks, fifthBits: true)
+                case .q6_K: v = dotQ6_K(row, xi, superBlocks: superBlocks)
                 case .f32: v = vdot(row.assumingMemoryBound(to: Float.self), xi, w.cols)
-                case .f16, .bf16:
+                case .f16, .bf16, .q2_K, .q3_K, .q8_K:
                     dequantizeBlocks(w.type, row, scratch!, count: w.cols)
                     v = vdot(scratch!, xi, w.cols)
                 }
@@ -165,7 +179,8 @@ extension GGMLType {
     /// F16 and BF16, nothing for F32.
     public var activationType: GGMLType {
         switch self {
-        case .q4_0, .q4_1, .q8_0: return .q8_0
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return .q8_0   // Q4_1/Q5_1: ggml's Q8_1, the same values plus block sums
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K: return .q8_K
         case .f16: return .f16
         case .bf16: return .bf16
         case .f32: return .f32
@@ -249,23 +264,32 @@ func quantizeActivations(_ v: UnsafePointer<Float>, _ q: UnsafeMutablePointer<In
 }
 
 /// y = x · Wᵀ in ggml's arithmetic: the input is first converted to the format ggml's CPU path
-/// uses against this weight type (`activationType`): 8-bit blocks for Q4_0/Q4_1/Q8_0, F16 for
-/// F16. Integer dot products for a few rows when the build has AVX2; otherwise the rounded
-/// activations through the float kernels, plus Q4_1's block-sum term (see below).
+/// uses against this weight type (`activationType`): 8-bit blocks of 32 for Q4_0/Q4_1/Q5_0/Q5_1/
+/// Q8_0, Q8_K (256 values) for the K-quants, F16 for F16. Integer dot products for a few rows when
+/// the build has AVX2 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K); otherwise the rounded activations
+/// through the float kernels, plus Q4_1's and Q5_1's block-sum term (see below).
 public func linearGGML(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
     let inputs = x.count / max(w.cols, 1)
-    let blockFormat = w.type == .q4_0 || w.type == .q4_1 || w.type == .q8_0
+    let integerKernel: Bool
+    switch w.type {
+    case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K: integerKernel = true
+    default: integerKernel = false
+    }
     // Up to 16 rows (a batch of sequences decoding one token each), the integer kernel streams each
     // weight row once for all of them; more rows (a prompt) go through dequantized panels + sgemm.
-    if int8KernelsAvailable && blockFormat && inputs <= 16 && !x.requiresGrad {
+    if int8KernelsAvailable && integerKernel && inputs <= 16 && !x.requiresGrad {
         guard x.rank >= 1, x.shape[x.rank - 1] == w.cols else {
             fatalError(ShapeError(op: "linear (\(w.type.name))", x.shape, w.shape).description)
         }
         let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.rows])
-        quantizedGEMVInt8(x.data, inputs: inputs, w, out.data)
+        if w.type.isKQuant {
+            quantizedGEMVInt8K(x.data, inputs: inputs, w, out.data)
+        } else {
+            quantizedGEMVInt8(x.data, inputs: inputs, w, out.data)
+        }
         return out
     }
-    guard w.type == .q4_1 else { return linear(roundToBlocks(x, w.type.activationType), w) }
+    guard w.type == .q4_1 || w.type == .q5_1 else { return linear(roundToBlocks(x, w.type.activationType), w) }
     let (rounded, correction) = roundToQ8WithSumCorrection(x)
     return linear(rounded, w) + linear(correction, w.blockMinimums())
 }
@@ -295,12 +319,12 @@ public func roundToQ8WithSumCorrection(_ x: Tensor) -> (rounded: Tensor, correct
 }
 
 extension QuantizedMatrix {
-    /// Q4_1 only: every block's minimum m, (rows, cols/32).
+    /// Q4_1 and Q5_1 only: every block's minimum m, (rows, cols/32).
     public func blockMinimums() -> Tensor {
-        precondition(type == .q4_1, "blockMinimums: \(type.name) has no block minimums")
+        precondition(type == .q4_1 || type == .q5_1, "blockMinimums: \(type.name) has no block minimums")
         let nb = cols / 32
         let t = Tensor(uninitialized: [rows, nb])
-        for r in 0..<rows { for b in 0..<nb { t.data[r * nb + b] = loadHalf(bytes + r * rowBytes + b * 20, 2) } }
+        for r in 0..<rows { for b in 0..<nb { t.data[r * nb + b] = loadHalf(bytes + r * rowBytes + b * type.blockBytes, 2) } }
         return t
     }
 }

@@ -6,10 +6,12 @@ import CSIMD
 ///   each input row is quantized to 8-bit blocks: d = max|x|/127 (kept as F16), q = round(x·127/max|x|),
 ///   and (for Q4_1) s = F16(d·Σq);
 ///   per 32-value block, the weight's 4- or 8-bit values and q are multiplied as integers
-///   (pmaddubsw: unsigned × signed bytes, adjacent pairs added; pmaddwd: pairs of those added),
+///   (pmaddubsw: unsigned × signed bytes, adjacent pairs added; pmaddwd: pairs of those added; or
+///   one vpdpbusd where the machine has VNNI: see llm_dot_u8s8 in CSIMD/shim.h),
 ///   converted to float and scaled by d_w·d_x:
 ///     Q4_1: y = Σ_b d_w·d_x·(q_w·q) + m_w·s        Q4_0: y = Σ_b d_w·d_x·(q_w·q − 8·Σq)
-///     Q8_0: y = Σ_b d_w·d_x·(q_w·q)
+///     Q8_0, Q5_0: y = Σ_b d_w·d_x·(q_w·q)          (Q5_0's q_w = q − 16, signed like Q8_0's)
+///     Q5_1: as Q4_1 with 5-bit q_w
 /// The integer sums are exact, so this equals the float path over rounded activations up to the
 /// order of float additions, at a third of the instructions per block.
 
@@ -70,15 +72,16 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
 @inline(__always)
 private func dotRow1(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, _ xq: UnsafeRawPointer,
                      _ di: UnsafePointer<Float>, _ si: UnsafePointer<Float>, _ qi: UnsafePointer<Int32>) -> Float {
-    let ones = _mm256_set1_epi16(1)
     var acc = _mm256_setzero_ps()
     var extra: Float = 0
     switch type {
-    case .q4_1:
+    case .q4_1, .q5_1:
+        let five = type == .q5_1, bytes = five ? 24 : 20
         for b in 0..<nb {
-            let blk = row + b * 20
+            let blk = row + b * bytes
             let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(blk + 4), xb), ones)          // 8 × i32
+            let wq = five ? fiveBits(blk + 4, blk + 8) : nibbles(blk + 4)
+            let dot = llm_dot_u8s8(wq, xb)                          // 8 × i32
             acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(blk) * di[b]), _mm256_cvtepi32_ps(dot), acc)
             extra += loadHalf(blk, 2) * si[b]
         }
@@ -86,7 +89,7 @@ private func dotRow1(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, _ xq: U
         for b in 0..<nb {
             let blk = row + b * 18
             let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(blk + 2), xb), ones)
+            let dot = llm_dot_u8s8(nibbles(blk + 2), xb)
             let scale = loadHalf(blk) * di[b]
             acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(dot), acc)
             extra -= scale * Float(8 * qi[b])
@@ -97,7 +100,15 @@ private func dotRow1(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, _ xq: U
             let wq = blk.loadUnaligned(fromByteOffset: 2, as: SIMD4<Int64>.self)
             let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
             // |w| × (x with w's sign): the unsigned × signed form pmaddubsw needs.
-            let dot = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xb, wq)), ones)
+            let dot = llm_dot_u8s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xb, wq))
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(blk) * di[b]), _mm256_cvtepi32_ps(dot), acc)
+        }
+    case .q5_0:
+        for b in 0..<nb {
+            let blk = row + b * 22
+            let wq = fiveBitsSigned(blk)
+            let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
+            let dot = llm_dot_u8s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xb, wq))
             acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(blk) * di[b]), _mm256_cvtepi32_ps(dot), acc)
         }
     default:
@@ -113,7 +124,6 @@ private func dotRow1(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, _ xq: U
 @inline(__always)
 private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, _ xq: UnsafeRawPointer, cols: Int,
                     _ dx: UnsafePointer<Float>, _ sT: UnsafePointer<Float>, _ sumq: UnsafePointer<Int32>) -> SIMD8<Float> {
-    let ones = _mm256_set1_epi16(1)
     let four = n >= 4, eight = n == 8
     func input(_ i: Int) -> UnsafeRawPointer { xq + (i < n ? i * cols : 0) }
     func at<T>(_ p: UnsafePointer<T>, _ i: Int) -> UnsafePointer<T> { p + (i < n ? i * nb : 0) }
@@ -123,18 +133,19 @@ private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, 
     var e0: Float = 0, e1: Float = 0, e2: Float = 0, e3: Float = 0, e4: Float = 0, e5: Float = 0, e6: Float = 0, e7: Float = 0
     var extra = _mm256_setzero_ps()                // Q4_1's offset terms, lane i for input i
     @inline(__always) func term(_ wq: SIMD4<Int64>, _ x: UnsafeRawPointer, _ b: Int) -> SIMD8<Float> {
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wq, x.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)), ones))
+        _mm256_cvtepi32_ps(llm_dot_u8s8(wq, x.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)))
     }
     // |w| × (x with w's sign): the unsigned × signed form pmaddubsw needs for Q8_0's signed weights.
     @inline(__always) func signedTerm(_ wq: SIMD4<Int64>, _ absW: SIMD4<Int64>, _ x: UnsafeRawPointer, _ b: Int) -> SIMD8<Float> {
         let xb = x.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-        return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(absW, _mm256_sign_epi8(xb, wq)), ones))
+        return _mm256_cvtepi32_ps(llm_dot_u8s8(absW, _mm256_sign_epi8(xb, wq)))
     }
     switch type {
-    case .q4_1:
+    case .q4_1, .q5_1:
+        let five = type == .q5_1, bytes = five ? 24 : 20
         for b in 0..<nb {
-            let blk = row + b * 20
-            let wq = nibbles(blk + 4), dw = loadHalf(blk), mw = loadHalf(blk, 2)
+            let blk = row + b * bytes
+            let wq = five ? fiveBits(blk + 4, blk + 8) : nibbles(blk + 4), dw = loadHalf(blk), mw = loadHalf(blk, 2)
             extra = _mm256_add_ps(extra, _mm256_mul_ps(_mm256_set1_ps(mw), _mm256_loadu_ps(sT + b * 8)))     // + m_w·s_i
             a0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d0[b]), term(wq, x0, b), a0)
             if four {
@@ -169,10 +180,11 @@ private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, 
                 a7 = _mm256_fmadd_ps(_mm256_set1_ps(c7), term(wq, x7, b), a7); e7 -= c7 * Float(8 * q7[b])
             }
         }
-    case .q8_0:
+    case .q8_0, .q5_0:
+        let five = type == .q5_0, bytes = five ? 22 : 34
         for b in 0..<nb {
-            let blk = row + b * 34
-            let wq = blk.loadUnaligned(fromByteOffset: 2, as: SIMD4<Int64>.self), dw = loadHalf(blk)
+            let blk = row + b * bytes
+            let wq = five ? fiveBitsSigned(blk) : blk.loadUnaligned(fromByteOffset: 2, as: SIMD4<Int64>.self), dw = loadHalf(blk)
             let absW = _mm256_sign_epi8(wq, wq)
             a0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d0[b]), signedTerm(wq, absW, x0, b), a0)
             if four {
@@ -206,9 +218,26 @@ private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, 
 
 /// 16 bytes of 4-bit values → 32 bytes: values 0–15 (low nibbles), then 16–31 (high nibbles).
 @inline(__always)
-private func nibbles(_ p: UnsafeRawPointer) -> SIMD4<Int64> {
+func nibbles(_ p: UnsafeRawPointer) -> SIMD4<Int64> {
     let packed = p.loadUnaligned(as: SIMD2<Int64>.self), low = _mm_set1_epi8(0x0F)
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low), _mm_and_si128(packed, low))
+}
+
+/// A Q5_0/Q5_1 block's 32 values as bytes 0…31: nibbles (at `qs`), with each value's fifth bit
+/// (bit j of the u32 at `qh`) spread to byte j (byte j looks at qh byte j/8 and tests bit j%8).
+@inline(__always)
+func fiveBits(_ qh: UnsafeRawPointer, _ qs: UnsafeRawPointer) -> SIMD4<Int64> {
+    let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(qh.loadUnaligned(as: Int32.self)),
+                                     _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0))
+    let bit = _mm256_set1_epi64x(Int64(bitPattern: 0x8040_2010_0804_0201))
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)               // 0xFF where the bit is set
+    return _mm256_or_si256(nibbles(qs), _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
+}
+
+/// Q5_0's 32 values as signed bytes q − 16 (−16…15).
+@inline(__always)
+func fiveBitsSigned(_ blk: UnsafeRawPointer) -> SIMD4<Int64> {
+    _mm256_sub_epi8(fiveBits(blk + 2, blk + 6), _mm256_set1_epi8(16))
 }
 
 let int8KernelsAvailable = true

@@ -1,5 +1,5 @@
 /// A weight matrix (rows, cols) kept in its storage type: F32, F16, BF16 or ggml blocks (Q8_0,
-/// Q4_0, Q4_1), usually pointing straight into a memory-mapped model file. Nothing is converted
+/// Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q2_K…Q6_K), usually pointing straight into a memory-mapped model file. Nothing is converted
 /// at load; kernels read the blocks directly (see QuantizedKernels.swift). Each row is
 /// `cols / blockSize` blocks, rows stored one after another (ggml's layout: ne[0] = cols).
 ///
@@ -44,7 +44,10 @@ public final class QuantizedMatrix: @unchecked Sendable {
     }
 
     /// Quantizes a Float32 matrix (rows, cols) with ggml's reference rounding (round to nearest).
+    /// Not for the K-quant weight types Q2_K…Q6_K: ggml's reference quantizers for those (a search
+    /// over scales per sub-block) are not written yet; K-quant weights come from GGUF files.
     public static func quantize(_ t: Tensor, as type: GGMLType) -> QuantizedMatrix {
+        precondition(!type.isKQuant || type == .q8_K, "quantize: \(type.name) weights cannot be made here yet (ggml's K-quant reference quantizers are not implemented); load them from a GGUF file")
         precondition(t.rank == 2, "quantize: expected a matrix, got \(Shape.describe(t.shape))")
         let (rows, cols) = (t.shape[0], t.shape[1])
         precondition(cols % type.blockSize == 0, "quantize: \(cols) columns is not a multiple of \(type.name)'s block of \(type.blockSize)")
@@ -107,11 +110,20 @@ public func dequantizeBlocks(_ type: GGMLType, _ src: UnsafeRawPointer, _ out: U
                 o[j + 16] = d * Float(q >> 4) + m
             }
         }
+    case .q5_0: dequantizeQ5_0(src, out, blocks: count / 32)
+    case .q5_1: dequantizeQ5_1(src, out, blocks: count / 32)
+    case .q2_K: dequantizeQ2_K(src, out, blocks: count / 256)
+    case .q3_K: dequantizeQ3_K(src, out, blocks: count / 256)
+    case .q4_K: dequantizeQ4_K(src, out, blocks: count / 256)
+    case .q5_K: dequantizeQ4_K(src, out, blocks: count / 256, fifthBits: true)
+    case .q6_K: dequantizeQ6_K(src, out, blocks: count / 256)
+    case .q8_K: dequantizeQ8_K(src, out, blocks: count / 256)
     }
 }
 
 /// Float32 → `count` values of `type` (ggml's reference quantizers: Q8_0 scales by max|x|/127;
-/// Q4_0 by the signed value of largest magnitude / −8; Q4_1 spans [min, max] in 15 steps).
+/// Q4_0 by the signed value of largest magnitude / −8; Q4_1 spans [min, max] in 15 steps; Q5_0
+/// and Q5_1 likewise with −16 and 31 steps; Q8_K as ggml's activations). Not the K weight types.
 func quantizeBlocks(_ type: GGMLType, _ x: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, count: Int) {
     switch type {
     case .f32:
@@ -158,5 +170,10 @@ func quantizeBlocks(_ type: GGMLType, _ x: UnsafePointer<Float>, _ dst: UnsafeMu
                 blk.storeBytes(of: a | c << 4, toByteOffset: 4 + j, as: UInt8.self)
             }
         }
+    case .q5_0: quantizeQ5_0(x, dst, blocks: count / 32)
+    case .q5_1: quantizeQ5_1(x, dst, blocks: count / 32)
+    case .q8_K: quantizeQ8_KBlocks(x, dst, blocks: count / 256)
+    case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K:
+        preconditionFailure("quantize: \(type.name) (ggml's K-quant reference quantizers are not implemented)")
     }
 }
