@@ -1,10 +1,10 @@
 /// Decodes ids one at a time for streaming output: returns the text that is complete so far and
 /// holds back the bytes of a UTF-8 character that the next token will finish.
 public struct StreamingDecoder {
-    public let tokenizer: Tokenizer
+    public let tokenizer: any TextTokenizer
     private var pending: [UInt8] = []
 
-    public init(_ tokenizer: Tokenizer) { self.tokenizer = tokenizer }
+    public init(_ tokenizer: any TextTokenizer) { self.tokenizer = tokenizer }
 
     /// Adds one token; returns the newly completed text (possibly empty).
     public mutating func push(_ id: UInt32) throws(TokenizerError) -> String {
