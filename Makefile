@@ -13,6 +13,8 @@ setup:
 	@bash scripts/setup.sh
 	@bash scripts/fetch/gpt2-tiktoken.sh
 	@bash scripts/fetch/smollm2.sh
+	@bash scripts/fetch/gemma3.sh
+	@bash scripts/fetch/sentencepiece-tests.sh
 
 build: setup
 	swift build $(SWIFTFLAGS) --product llm
@@ -52,6 +54,7 @@ bench: build
 	@bash scripts/setup-python.sh
 	@bash scripts/fetch/corpus.sh
 	@bash scripts/fetch/smollm2.sh
+	@bash scripts/fetch/gemma3.sh
 	@bash scripts/fetch/llama-cpp.sh
 	python3 bench/run.py --llm $(LLM)
 
@@ -59,6 +62,9 @@ fixtures:
 	@bash scripts/setup-python.sh
 	python3 scripts/fixtures/make_tensor_fixtures.py
 	python3 scripts/fixtures/make_tokenizer_fixtures.py
+	@bash scripts/fetch/sentencepiece-tests.sh
+	python3 scripts/fixtures/make_sentencepiece_fixtures.py
+	python3 scripts/fixtures/make_kquant_fixtures.py
 	python3 scripts/fixtures/make_llama_train_step.py
 	python3 scripts/fixtures/make_mistral_fixtures.py
 	python3 scripts/fixtures/make_gemma_fixtures.py
@@ -66,6 +72,7 @@ fixtures:
 	python3 scripts/fixtures/make_dpo_fixtures.py
 	@bash scripts/fetch/smollm2.sh
 	@bash scripts/fetch/llama-cpp.sh
+	@bash scripts/fetch/gemma3.sh
 	python3 scripts/fixtures/make_llamacpp_fixtures.py
 
 clean:

@@ -26,6 +26,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--llm", default=os.path.join(root, ".build", "release", "llm"))
 p.add_argument("--model", default=os.path.join(root, ".cache", "SmolLM2-135M-Instruct.Q4_1.gguf"))
 p.add_argument("--llama-bin", default=os.path.join(root, ".cache", "llama.cpp", "build", "bin"))
+p.add_argument("--label", default="SmolLM2-135M Q4_1", help="the model's name in the rows")
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--rounds", type=int, default=3)
 p.add_argument("--prompt-tokens", type=int, default=128)
@@ -96,7 +97,7 @@ def llama_load():
 def main():
     for path in (args.model, os.path.join(args.llama_bin, "llama-bench"), os.path.join(args.llama_bin, "llama-completion")):
         if not os.path.exists(path):
-            raise Skip(f"{path} is missing: run scripts/fetch/smollm2.sh and scripts/fetch/llama-cpp.sh")
+            raise Skip(f"{path} is missing: run scripts/fetch/smollm2.sh (or gemma3.sh) and scripts/fetch/llama-cpp.sh")
     best = {}
 
     def keep(side, key, value, better):
@@ -119,14 +120,15 @@ def main():
         keep("llama", "load_s", r["load_s"], min)
 
     who = f"llama.cpp {commit}"
+    L = args.label
     rows = [
-        (f"SmolLM2-135M Q4_1 prompt pp{P} (tok/s)", best["ours", "pp"], best["llama", "pp"], who),
-        (f"SmolLM2-135M Q4_1 generation tg{N} (tok/s)", best["ours", "tg"], best["llama", "tg"], who),
-        ("SmolLM2-135M Q4_1 model load (1/s, higher is faster)", 1 / best["ours", "load_s"], 1 / best["llama", "load_s"], who),
-        ("SmolLM2-135M Q4_1 load + 8 tokens, whole process (1/s)", 1 / best["ours", "wall_s"], 1 / best["llama", "wall_s"], who),
+        (f"{L} prompt pp{P} (tok/s)", best["ours", "pp"], best["llama", "pp"], who),
+        (f"{L} generation tg{N} (tok/s)", best["ours", "tg"], best["llama", "tg"], who),
+        (f"{L} model load (1/s, higher is faster)", 1 / best["ours", "load_s"], 1 / best["llama", "load_s"], who),
+        (f"{L} load + 8 tokens, whole process (1/s)", 1 / best["ours", "wall_s"], 1 / best["llama", "wall_s"], who),
     ]
     notes = [
-        f"SmolLM2-135M Q4_1: load ours {best['ours', 'load_s']:.3f} s, llama.cpp {best['llama', 'load_s']:.3f} s; "
+        f"{L}: load ours {best['ours', 'load_s']:.3f} s, llama.cpp {best['llama', 'load_s']:.3f} s; "
         f"load + 8 tokens ours {best['ours', 'wall_s']:.2f} s, llama.cpp {best['llama', 'wall_s']:.2f} s; "
         f"peak RSS ours {best['ours', 'rss_mib']:.0f} MiB, llama.cpp {best['llama', 'rss_mib']:.0f} MiB "
         f"(llama-completion -c 512; {os.path.getsize(args.model) / 2**20:.0f} MiB file; best of {max(1, args.rounds)} rounds)",

@@ -4,12 +4,15 @@
 Each pair runs back to back on the same machine with the same thread count (default 2):
   - sgemm through our BLAS wrapper (`llm bench gemm`) vs numpy's matmul, GFLOPS per shape;
   - forward + backward of one GPT-2-sized transformer block (`llm bench block`) vs PyTorch CPU;
-  - SmolLM2-135M-Instruct Q4_1 GGUF: prompt / generation speed, load time, peak RSS vs llama.cpp
-    (bench/llamacpp.py, which alternates the two itself);
+  - SmolLM2-135M-Instruct Q4_1 and Gemma 3 270M Q4_K_M GGUF: prompt / generation speed, load time,
+    peak RSS vs llama.cpp (bench/llamacpp.py, which alternates the two itself);
   - batched decoding of 8 sequences in one forward pass per step vs one sequence (`llm bench batch`);
   - fine-tuning SmolLM2-135M, LoRA over the quantized base and full (`llm bench finetune`) vs PyTorch
     + peft (bench/torch_finetune.py), and peft / transformers loading our adapter and merged folder;
-  - a DPO step on SmolLM2 with LoRA (`llm bench finetune --objective dpo`) vs the same loss in PyTorch + peft.
+  - a DPO step on SmolLM2 with LoRA (`llm bench finetune --objective dpo`) vs the same loss in PyTorch + peft;
+  - every ggml block format's matrix × vector product (`llm bench quant`) vs ggml's own kernels
+    (bench/quant_kernels.py over bench/ggml_vec_dot.c), one thread;
+  - SentencePiece encoding (`llm bench sentencepiece`) vs the sentencepiece library, one thread.
 Prints a Markdown table: work · ours · reference · ratio (ours / reference; > 1 means we are faster).
 Run it on a quiet machine: nothing else should be compiling or computing.
 """
@@ -181,6 +184,32 @@ llama = lines([sys.executable, os.path.join(here, "llamacpp.py"), "--llm", args.
                "--rounds", str(max(1, min(3, args.rounds))), "--json"])[0]
 llama_notes = llama.get("notes", [f"llama.cpp comparison skipped: {llama.get('skipped')}"])
 rows += [tuple(r) for r in llama.get("rows", [])]
+# Gemma 3 270M (Q4_K_M: Q8_0 / Q5_0 / Q4_K / Q6_K blocks, SentencePiece) the same way.
+gemma = lines([sys.executable, os.path.join(here, "llamacpp.py"), "--llm", args.llm, "--threads", T,
+               "--model", os.path.join(cache, "gemma-3-270m-q4_k_m.gguf"), "--label", "Gemma 3 270M Q4_K_M",
+               "--rounds", str(max(1, min(3, args.rounds))), "--json"])[0]
+llama_notes += gemma.get("notes", [f"Gemma 3 llama.cpp comparison skipped: {gemma.get('skipped')}"])
+rows += [tuple(r) for r in gemma.get("rows", [])]
+# SentencePiece encoding (the three test models of the sentencepiece sdist, one thread, botchan.txt × 4
+# as one string) vs the sentencepiece library; both sides' ids are hashed and must agree.
+sp_dir = os.path.join(cache, "sentencepiece")
+subprocess.run(["bash", os.path.join(os.path.dirname(here), "scripts", "fetch", "sentencepiece-tests.sh")], check=True)
+for name in ("botchan_en_bpe_1000", "botchan_en_unigram_1000", "kyoto_ja_unigram_8000"):
+    model, text = os.path.join(sp_dir, name + ".model"), os.path.join(sp_dir, "botchan.txt")
+    o_best, r_best = None, None
+    for _ in range(max(1, min(3, args.rounds))):
+        o = lines([args.llm, "bench", "sentencepiece", "--model", model, "--text", text, "--json"])[0]
+        r = lines([sys.executable, os.path.join(here, "sentencepiece_reference.py"), model, text, "--json"], env=ref_env)[0]
+        if o["fnv1a"] != r["fnv1a"] or o["ids"] != r["ids"]:
+            sys.exit(f"SentencePiece {name}: our ids differ from the sentencepiece library's ({o['ids']} vs {r['ids']} ids)")
+        o_best = o if o_best is None or o["mb_per_s"] > o_best["mb_per_s"] else o_best
+        r_best = r if r_best is None or r["mb_per_s"] > r_best["mb_per_s"] else r_best
+    rows.append((f"SentencePiece encode {name}, 1 thread (MB/s)", o_best["mb_per_s"], r_best["mb_per_s"], f"sentencepiece {r_best['version']}"))
+
+# Every block format's matrix × vector product (generation's inner loop) vs ggml's own kernels.
+quant = lines([sys.executable, os.path.join(here, "quant_kernels.py"), "--llm", args.llm, "--rounds", str(max(1, min(3, args.rounds)))])[0]
+llama_notes += quant.get("notes", [f"block-format kernels vs ggml skipped: {quant.get('skipped')}"])
+rows += [tuple(r) for r in quant.get("rows", [])]
 
 print(f"\nthreads: {args.threads}, best of {args.rounds} alternating rounds; our OpenBLAS kernels: {blas_kernels}\n")
 print("| work | ours | reference | ratio | reference is |")

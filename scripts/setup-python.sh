@@ -2,7 +2,8 @@
 # Python packages for the side-by-side benchmarks and for regenerating fixtures (never needed by
 # the product or its tests): numpy, PyTorch's CPU-only wheel (plain `torch` from PyPI is the CUDA
 # build: a 527 MB wheel that pulls in gigabytes of NVIDIA libraries), HF transformers, safetensors
-# and tokenizers, gguf-py, tiktoken, regex, and peft (LoRA, for bench/torch_finetune.py).
+# and tokenizers, gguf-py, tiktoken, regex, peft (LoRA, for bench/torch_finetune.py) and sentencepiece (its fixtures and
+# encoding-speed anchor).
 # Versions are the ones the committed fixtures record (their *_version keys); each package is
 # installed only when it does not import yet.
 # `torch==2.13.0+cpu` is not on PyPI itself (PyPI takes no local "+cpu" versions): pip finds it
@@ -21,3 +22,4 @@ python3 -c "import gguf" 2>/dev/null || pip install -q "gguf==0.19.0"
 python3 -c "import tiktoken" 2>/dev/null || pip install -q "tiktoken==0.14.0"
 python3 -c "import regex" 2>/dev/null || pip install -q "regex==2026.5.9"
 python3 -c "import peft" 2>/dev/null || pip install -q "peft==0.21.2"
+python3 -c "import sentencepiece" 2>/dev/null || pip install -q "sentencepiece==0.2.3"

@@ -15,7 +15,7 @@ public struct InferenceError: Error, CustomStringConvertible {
 /// server all start from `LoadedModel.load`.
 public struct LoadedModel {
     public let model: any LanguageModel
-    public let tokenizer: Tokenizer?
+    public let tokenizer: (any TextTokenizer)?
     public let chars: CharTokenizer?
     /// Prepended to encoded text when the model expects it (tokenizer.ggml.add_bos_token).
     public let bos: Int32?
@@ -104,15 +104,15 @@ public struct LoadedModel {
             let file = try GGUFFile(path: path)
             let model = try GGUFModel.load(file, arithmetic: arithmetic)
             let vocab = try GGUFVocabulary(file)
-            let tok = try explicit.map { try Tokenizer.load(path: $0) } ?? vocab.tokenizer
+            let tok = try explicit.map { try loadTokenizer(path: $0) } ?? vocab.tokenizer
+            // The file's template, else the architecture's own format (Gemma files carry none).
+            let chat = vocab.chatTemplate.flatMap { ChatTemplate(jinja: $0) } ?? (model is Gemma3 ? .gemma : ChatTemplate())
             var stops = Set<Int32>()
             if let eos = vocab.eos { stops.insert(eos) }
-            if let end = tok.specialTokenId(ChatTemplate.end) { stops.insert(Int32(end)) }
-            if let eot = tok.specialTokenId("<|endoftext|>") { stops.insert(Int32(eot)) }
+            for s in [chat.turnEnd, "<|endoftext|>"] { if let id = tok.specialTokenId(s) { stops.insert(Int32(id)) } }
             let name = file["general.name"]?.string ?? (path as NSString).lastPathComponent
             return LoadedModel(model: model, tokenizer: tok, chars: nil, bos: vocab.addBos ? vocab.bos : nil, stopIds: stops, eos: vocab.eos,
-                               chat: vocab.chatTemplate.flatMap { ChatTemplate(jinja: $0) } ?? ChatTemplate(),
-                               summary: "\(name): \(model.summary), GGUF \(fileTypes(file))",
+                               chat: chat, summary: "\(name): \(model.summary), GGUF \(fileTypes(file))",
                                loadSeconds: Date().timeIntervalSince(started))
         }
         let folder = modelFolder(path)
@@ -122,11 +122,13 @@ public struct LoadedModel {
         let model = try ModelFolder.load(folder)
         let tok = try modelTokenizer(folder: folder, vocabularySize: model.vocabularySize, explicit: explicit)
         let chars = explicit == nil ? try loadCharTokenizer(folder) : nil
+        let chat: ChatTemplate? = model is Gemma3 ? .gemma : model is Llama ? ChatTemplate() : nil
         var stops = Set<Int32>()
-        for s in [ChatTemplate.end, "<|endoftext|>"] { if let id = tok?.specialTokenId(s) { stops.insert(Int32(id)) } }
-        let chat: ChatTemplate? = model is Llama ? ChatTemplate() : nil
-        let eos = tok?.specialTokenId("<|endoftext|>").map { Int32($0) }
-        return LoadedModel(model: model, tokenizer: tok, chars: chars, bos: nil, stopIds: stops, eos: eos, chat: chat,
+        for s in [chat?.turnEnd ?? ChatTemplate.end, "<|endoftext|>", "<eos>"] { if let id = tok?.specialTokenId(s) { stops.insert(Int32(id)) } }
+        let eos = (tok?.specialTokenId("<|endoftext|>") ?? tok?.specialTokenId("<eos>")).map { Int32($0) }
+        // Gemma starts every text with <bos>.
+        let bos: Int32? = model is Gemma3 ? tok?.specialTokenId("<bos>").map { Int32($0) } : nil
+        return LoadedModel(model: model, tokenizer: tok, chars: chars, bos: bos, stopIds: stops, eos: eos, chat: chat,
                            summary: model.summary + ", float32", loadSeconds: Date().timeIntervalSince(started))
     }
 }
@@ -146,13 +148,34 @@ public func modelFolder(_ path: String) -> String {
 
 /// The tokenizer that goes with a model folder: `explicit` ("gpt2" or a path), else one saved in
 /// the folder, else GPT-2's when the vocabulary is GPT-2's; nil when there is none.
-public func modelTokenizer(folder: String, vocabularySize: Int, explicit: String?) throws -> Tokenizer? {
-    if let explicit { return try explicit == "gpt2" ? loadGPT2() : Tokenizer.load(path: explicit) }
+public func modelTokenizer(folder: String, vocabularySize: Int, explicit: String?) throws -> (any TextTokenizer)? {
+    if let explicit { return try explicit == "gpt2" ? loadGPT2() : loadTokenizer(path: explicit) }
     let fm = FileManager.default
+    // A SentencePiece model (Gemma's and Llama 2's folders ship one beside a tokenizer.json).
+    if fm.fileExists(atPath: folder + "/tokenizer.model") { return try loadTokenizer(path: folder + "/tokenizer.model") }
     if fm.fileExists(atPath: folder + "/" + Tokenizer.configFileName) || fm.fileExists(atPath: folder + "/tokenizer.json") {
         return try Tokenizer.load(path: folder)
     }
     return vocabularySize == 50257 ? try loadGPT2() : nil
+}
+
+/// Any tokenizer by path: a GGUF file's vocabulary, a SentencePiece `.model`, our tokenizer
+/// folder, a Hugging Face tokenizer.json (or a folder holding one), a .tiktoken ranks file.
+public func loadTokenizer(path: String) throws -> any TextTokenizer {
+    if path.lowercased().hasSuffix(".gguf") { return try GGUFVocabulary(GGUFFile(path: path)).tokenizer }
+    return try loadTextTokenizer(path: path)
+}
+
+/// Writes a model's tokenizer into a model folder so that both we and transformers read it: a
+/// byte-level BPE as our folder + tokenizer.json, a SentencePiece one as tokenizer.model.
+public func saveTokenizer(_ tokenizer: any TextTokenizer, to folder: String, eos: Int32?) throws {
+    switch tokenizer {
+    case let bpe as Tokenizer:
+        try bpe.save(to: folder)
+        try bpe.saveHuggingFace(to: folder, eos: eos.map { UInt32($0) })
+    default:
+        throw InferenceError("cannot save a \(type(of: tokenizer)) tokenizer")
+    }
 }
 
 /// The file a character-level tokenizer is saved in, in a run or model folder.

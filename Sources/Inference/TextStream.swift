@@ -14,7 +14,7 @@ public struct TextStream {
     /// The stop string that ended the text, if one did.
     public private(set) var stoppedBy: String?
 
-    public init(tokenizer: Tokenizer, stops: [String] = []) {
+    public init(tokenizer: any TextTokenizer, stops: [String] = []) {
         decoder = StreamingDecoder(tokenizer)
         chars = nil
         self.stops = stops.filter { !$0.isEmpty }

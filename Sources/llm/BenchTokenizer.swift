@@ -5,6 +5,35 @@ import Tokenization
 import Training
 
 extension Bench {
+    /// `llm bench sentencepiece`: one text (a file repeated), one thread, encoded as one string by a
+    /// SentencePiece `.model` (or a GGUF vocabulary): best of 7, MB/s, and an FNV-1a hash of the ids
+    /// so that bench/run.py can check that the `sentencepiece` library produced the same ones.
+    struct SentencePieceSpeed: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "sentencepiece", abstract: "SentencePiece encoding speed on one text, one thread.")
+        @Option(help: "A SentencePiece .model file (or a .gguf model's vocabulary).") var model: String
+        @Option(help: "The text file.") var text: String
+        @Option(name: .customLong("repeat"), help: "How many copies of the text make the string encoded.") var copies = 4
+        @Flag(help: "One JSON object.") var json = false
+
+        func run() throws {
+            guard copies > 0 else { throw CLIError("--repeat must be positive, got \(copies)") }
+            let tok = try loadTokenizer(path: model)
+            let one = try utf8Text(try readFile(text), source: text)
+            let input = String(repeating: one, count: copies)
+            var ids: [UInt32] = []
+            let seconds = best(7) { ids = tok.encodeOrdinary(input) }
+            var digest: UInt64 = 0xcbf29ce484222325
+            for i in ids { digest = (digest ^ UInt64(i)) &* 0x100000001b3 }
+            let bytes = input.utf8.count
+            let hex = String(digest, radix: 16), hash = String(repeating: "0", count: 16 - hex.count) + hex
+            if json {
+                print(#"{"bytes":\#(bytes),"ids":\#(ids.count),"seconds":\#(seconds),"mb_per_s":\#(Double(bytes) / seconds / 1e6),"fnv1a":"\#(hash)"}"#)
+            } else {
+                print("\(bytes) bytes -> \(ids.count) ids in \(String(format: "%.1f", seconds * 1000)) ms: \(String(format: "%.2f", Double(bytes) / seconds / 1e6)) MB/s (ids FNV-1a \(hash))")
+            }
+        }
+    }
+
     /// `llm bench tokenizer`: GPT-2 encoding/decoding throughput on a corpus, and BPE training.
     /// Prints one JSON object (bench/run.py puts tiktoken and HF tokenizers beside it).
     struct TokenizerSpeed: ParsableCommand {

@@ -28,10 +28,7 @@ struct Merge: ParsableCommand {
         try? FileManager.default.removeItem(atPath: tmp)
         do {
             try saveHuggingFaceFolder(decoder, to: tmp)          // merges the adapters (quantized bases dequantized to Float32)
-            if let tok = loaded.tokenizer {
-                try tok.save(to: tmp)
-                try tok.saveHuggingFace(to: tmp, eos: loaded.eos.map { UInt32($0) })
-            }
+            if let tok = loaded.tokenizer { try saveTokenizer(tok, to: tmp, eos: loaded.eos) }
             try FileManager.default.moveItem(atPath: tmp, toPath: output)
         } catch {
             try? FileManager.default.removeItem(atPath: tmp)

@@ -7,13 +7,14 @@ import Training
 /// Which tokenizer a command uses: `--encoding gpt2` (default) or `--tokenizer PATH`.
 struct TokenizerOptions: ParsableArguments {
     @Option(help: "A built-in encoding: gpt2.") var encoding: String?
-    @Option(help: "A tokenizer: our folder (llm train-tokenizer), a Hugging Face tokenizer.json, or a .tiktoken ranks file.")
+    @Option(help: "A tokenizer: our folder (llm train-tokenizer), a Hugging Face tokenizer.json, a .tiktoken ranks file, a SentencePiece .model file, or a .gguf model's vocabulary.")
     var tokenizer: String?
 
-    func load() throws -> Tokenizer {
+    func load() throws -> any TextTokenizer {
         if let tokenizer {
             guard encoding == nil else { throw CLIError("give --encoding or --tokenizer, not both") }
-            return try Tokenizer.load(path: tokenizer)
+            guard FileManager.default.fileExists(atPath: tokenizer) else { throw CLIError("--tokenizer \(tokenizer): no such file or folder") }
+            return try loadTokenizer(path: tokenizer)
         }
         switch encoding ?? "gpt2" {
         case "gpt2": return try loadGPT2()
@@ -31,8 +32,10 @@ struct Tokenize: ParsableCommand {
     @OptionGroup var tokenizerOptions: TokenizerOptions
     @Option(help: "Special tokens written in the text: all (become their ids) or none (an error, as in tiktoken).")
     var allowedSpecial: String = "none"
+    @Flag(help: "Encode special-token text (<|endoftext|>, <start_of_turn>) as ordinary text, like tiktoken's encode_ordinary.")
+    var ordinary = false
     @Flag(help: "Print one JSON array of ints and nothing else.") var json = false
-    @Flag(help: "Print one line per token: id and its bytes as readable text.") var show = false
+    @Flag(help: "Print one line per token: id and its bytes as readable text (SentencePiece: the piece, ▁ for a space).") var show = false
     @Flag(help: "Print bytes, characters and token counts under char-level, GPT-2 and --tokenizer.") var stats = false
 
     func run() throws {
@@ -51,11 +54,23 @@ struct Tokenize: ParsableCommand {
         case "none": policy = .none
         default: throw CLIError("--allowed-special must be all or none, not '\(allowedSpecial)'")
         }
-        let ids = try tok.encode(input, allowedSpecial: policy)
+        if ordinary && allowedSpecial != "none" { throw CLIError("--ordinary reads special-token text as text: it cannot go with --allowed-special \(allowedSpecial)") }
+        let ids: [UInt32]
+        if ordinary {
+            ids = tok.encodeOrdinary(input)
+        } else {
+            switch Result(catching: { () throws(TokenizerError) in try tok.encode(input, allowedSpecial: policy) }) {
+            case let .success(v): ids = v
+            case let .failure(.disallowedSpecial(token, offset)):
+                throw CLIError("the text spells the special token \(token) at byte offset \(offset): give --allowed-special all to encode it as that token, or --ordinary to encode it as text")
+            case let .failure(error): throw error
+            }
+        }
         if json {
             print("[" + ids.map(String.init).joined(separator: ",") + "]")
         } else if show {
-            for id in ids { print("\(String(id).padding(6, left: true))  \(readableBytes(tok.tokenBytes(id) ?? []))") }
+            let pieces = tok is SentencePieceTokenizer
+            for id in ids { print("\(String(id).padding(6, left: true))  \(pieces ? tok.piece(id) ?? "?" : readableBytes(tok.tokenBytes(id) ?? []))") }
         } else {
             print(ids.map(String.init).joined(separator: " "))
         }
@@ -64,7 +79,7 @@ struct Tokenize: ParsableCommand {
     func printStats(_ input: String) throws {
         var rows: [(String, Int)] = [("char-level (Unicode scalars)", CharTokenizer(training: input).encode(input).count)]
         rows.append(("gpt2", try loadGPT2().encodeOrdinary(input).count))
-        if let path = tokenizerOptions.tokenizer { rows.append((path, try Tokenizer.load(path: path).encodeOrdinary(input).count)) }
+        if let path = tokenizerOptions.tokenizer { rows.append((path, try loadTokenizer(path: path).encodeOrdinary(input).count)) }
         let bytes = input.utf8.count
         print("bytes       \(bytes)")
         print("characters  \(input.count)  (Unicode scalars: \(input.unicodeScalars.count))")

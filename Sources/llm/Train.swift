@@ -45,7 +45,7 @@ struct Train: ParsableCommand {
         if let stopAfter, stopAfter <= 0 { throw CLIError("--stop-after \(stopAfter): expected a positive step") }
         let runDir = resume ?? out
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-        let trainer: Trainer, tok: Tokenizer?, tokenizerRef: String
+        let trainer: Trainer, tok: (any TextTokenizer)?, tokenizerRef: String
         var tokenizerFolder: String?
         var charTokenizer: CharTokenizer?
         if let resume {
@@ -192,7 +192,7 @@ struct Train: ParsableCommand {
 }
 
 /// A short sample (temperature 0.8, top-k 40) after an end-of-text token.
-func sampleText(_ model: any LanguageModel, _ tok: Tokenizer, tokens: Int = 60, seed: UInt64 = 0) -> String {
+func sampleText(_ model: any LanguageModel, _ tok: any TextTokenizer, tokens: Int = 60, seed: UInt64 = 0) -> String {
     let eotId: UInt32 = tok.specialTokenId("<|endoftext|>") ?? 0
     var gen = Generator(model: model, sampler: Sampler(temperature: 0.8, topK: 40, seed: seed))
     if tok.specialTokenId("<|endoftext|>") != nil { gen.stopIds = [Int32(eotId)] }

@@ -153,7 +153,7 @@ func checkDataAndLength(_ info: inout FineTuneRunInfo, decoder: DecoderModel, le
 /// Runs the loop to the end (or --stop-after): a progress line per step, evaluation, log, plot
 /// and a checkpoint every --eval-every steps and at the end. Returns the last evaluation.
 @discardableResult
-func runTuning(_ tuner: FineTuner, info: FineTuneRunInfo, runDir: String, tokenizer: Tokenizer?, stopAfter: Int?,
+func runTuning(_ tuner: FineTuner, info: FineTuneRunInfo, runDir: String, tokenizer: (any TextTokenizer)?, stopAfter: Int?,
                describeValidation: (Evaluation) -> String) throws -> Evaluation? {
     let o = tuner.options
     try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)

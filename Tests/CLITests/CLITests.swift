@@ -38,8 +38,32 @@ import Testing
         #expect(String(decoding: try Self.run(["tokenize", "Hello world"]).out, as: UTF8.self) == "15496 995\n")
         #expect(String(decoding: try Self.run(["tokenize", "--show", " naïve"]).out, as: UTF8.self) == " 41492  \" naïve\"\n")
         let refused = try Self.run(["tokenize", "a<|endoftext|>"])
-        #expect(refused.status != 0 && refused.err.hasPrefix("error: special token <|endoftext|> at byte offset 1"))
+        #expect(refused.status != 0 && refused.err.hasPrefix("error: the text spells the special token <|endoftext|> at byte offset 1"))
+        #expect(refused.err.contains("--allowed-special all") && refused.err.contains("--ordinary"))
         #expect(String(decoding: try Self.run(["tokenize", "--allowed-special", "all", "a<|endoftext|>"]).out, as: UTF8.self) == "64 50256\n")
+        // --ordinary: the special token's text as ordinary text (tiktoken's encode_ordinary: a, <, |, endoftext, |, >).
+        #expect(String(decoding: try Self.run(["tokenize", "--ordinary", "a<|endoftext|>"]).out, as: UTF8.self) == "64 27 91 437 1659 5239 91 29\n")
+        let both = try Self.run(["tokenize", "--ordinary", "--allowed-special", "all", "x"])
+        #expect(both.status == 1 && both.err.contains("--ordinary") && both.err.contains("--allowed-special"))
+    }
+
+    /// A SentencePiece .model file and a GGUF file's vocabulary as --tokenizer; --show writes pieces with ▁.
+    @Test func tokenizeWithSentencePieceAndGGUFVocabularies() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let model = repo.appendingPathComponent(".cache/sentencepiece/botchan_en_bpe_1000.model").path
+        let gguf = repo.appendingPathComponent(".cache/gemma-3-270m-q4_k_m.gguf").path
+        let shown = try Self.run(["tokenize", "--tokenizer", model, "--show", "Hello world"])
+        #expect(shown.status == 0, "\(shown.err)")
+        let lines = String(decoding: shown.out, as: UTF8.self).split(separator: "\n")
+        #expect(lines.contains { $0.contains("▁") }, "\(lines)")
+        let ids = try Self.run(["tokenize", "--tokenizer", gguf, "--allowed-special", "all", "<start_of_turn>user\nhi"])
+        #expect(ids.status == 0 && String(decoding: ids.out, as: UTF8.self).hasPrefix("105 "), "\(ids.err)")
+        let plain = try Self.run(["tokenize", "--tokenizer", gguf, "--ordinary", "<start_of_turn>"])
+        #expect(plain.status == 0 && !String(decoding: plain.out, as: UTF8.self).contains("105"))
+        let back = try Self.run(["detokenize", "--tokenizer", gguf, "--ids", String(decoding: ids.out, as: UTF8.self)])
+        #expect(back.out == Data("user\nhi".utf8))      // control tokens decode to nothing, as in sentencepiece and llama.cpp
+        let missing = try Self.run(["tokenize", "--tokenizer", "/nonexistent.model", "x"])
+        #expect(missing.status == 1 && missing.err.contains("--tokenizer /nonexistent.model"))
     }
 
     @Test func detokenizeWritesRawBytes() throws {

@@ -87,6 +87,29 @@ import Tokenization
             #expect(abs(ours.perplexity / theirs - 1) <= 0.01, "context \(n): ours \(ours.perplexity), llama.cpp \(theirs)")
         }
     }
+
+    /// Gemma 3 270M Q4_K_M (fixture gemma3-llamacpp.json): BOS first in the text and at the start
+    /// of every chunk, as llama-perplexity does for a vocabulary that adds BOS; contexts 128 and 512.
+    @Test func gemma3PerplexityWithinOnePercent() throws {
+        let repo = Generation.fixtures.deletingLastPathComponent().deletingLastPathComponent()
+        let path = repo.appendingPathComponent(".cache/gemma-3-270m-q4_k_m.gguf").path
+        guard FileManager.default.fileExists(atPath: path) else { throw ModelError.file(path, "missing: run scripts/fetch/gemma3.sh") }
+        let fixture = try JSONSerialization.jsonObject(with: Data(contentsOf: Generation.fixtures.appendingPathComponent("gemma3-llamacpp.json"))) as! [String: Any]
+        let runs = (fixture["perplexity"] as! [String: Any])["runs"] as! [[String: Any]]
+        let file = try GGUFFile(path: path)
+        let model = try GGUFModel.load(file), vocab = try GGUFVocabulary(file)
+        var text = try String(contentsOf: Generation.fixtures.appendingPathComponent("perplexity.txt"), encoding: .utf8)
+        if text.hasSuffix("\n") { text.removeLast() }
+        let bos = try #require(vocab.bos)
+        let ids = [bos] + vocab.tokenizer.encodeOrdinary(text).map(Int32.init)
+        #expect(ids.count == runs[0]["n_tokens"] as! Int)
+        for run in runs where [128, 512].contains(run["context"] as! Int) {
+            let n = run["context"] as! Int, theirs = run["ppl"] as! Double
+            let ours = try perplexity(model: model, ids: ids, context: n, bos: bos)
+            #expect(ours.chunks == run["chunks"] as! Int && ours.scored == run["scored_tokens"] as! Int)
+            #expect(abs(ours.perplexity / theirs - 1) <= 0.01, "context \(n): ours \(ours.perplexity), llama.cpp \(theirs)")
+        }
+    }
 }
 
 /// A GGUF fixture, committed as base64 text (`NAME.base64`: gguf-py's exact bytes), decoded into

@@ -26,7 +26,7 @@ import Tokenization
         let c = model.config
         #expect(c.layers == 30 && c.embedding == 576 && c.hidden == 1536 && c.heads == 9 && c.kvHeads == 3)
         #expect(c.ropeBase == 100000 && c.rmsNormEpsilon == 1e-5 && c.vocabularySize == 49152 && c.contextLength == 8192 && c.tiedEmbeddings)
-        #expect(vocab.bos == 1 && vocab.eos == 2 && !vocab.addBos && vocab.tokenizer.pattern == .gpt2Digits)
+        #expect(vocab.bos == 1 && vocab.eos == 2 && !vocab.addBos && (vocab.tokenizer as? Tokenizer)?.pattern == .gpt2Digits)
         #expect(vocab.tokenizer.specialTokenId("<|im_start|>") == 1 && vocab.tokenizer.specialTokenId("<|im_end|>") == 2)
     }
 

@@ -84,12 +84,15 @@ let ggufNames: [DecoderWeight: String] = [
     .postMLPNorm: "post_ffw_norm.weight",
 ]
 
-/// The tokenizer and chat facts a GGUF file carries.
+/// The tokenizer and chat facts a GGUF file carries. `tokenizer.ggml.model` says which kind:
+/// "gpt2" (byte-level BPE with merges: SmolLM2, Llama 3) or "llama" (SentencePiece pieces with
+/// scores and byte fallback: Gemma, Llama 2).
 public struct GGUFVocabulary {
-    public let tokenizer: Tokenizer
+    public let tokenizer: any TextTokenizer
     public let bos: Int32?
     public let eos: Int32?
-    /// Whether text starts with BOS (tokenizer.ggml.add_bos_token; llama.cpp's default for "gpt2" vocabularies is no).
+    /// Whether text starts with BOS (tokenizer.ggml.add_bos_token; llama.cpp's default is no for
+    /// "gpt2" vocabularies, yes for "llama" ones).
     public let addBos: Bool
     /// The Jinja chat template (tokenizer.chat_template), if any.
     public let chatTemplate: String?
@@ -97,19 +100,27 @@ public struct GGUFVocabulary {
     public init(_ file: GGUFFile) throws(ModelError) {
         guard let model = file["tokenizer.ggml.model"]?.string else { throw .file(file.path, "no tokenizer (tokenizer.ggml.model is missing)") }
         guard let tokens = file["tokenizer.ggml.tokens"]?.strings else { throw .file(file.path, "tokenizer.ggml.tokens is missing or not strings") }
-        let merges = file["tokenizer.ggml.merges"]?.strings ?? []
         let types = file["tokenizer.ggml.token_type"]?.array?.compactMap { $0.int.map(Int32.init) }
-        do {
-            tokenizer = try Tokenizer.fromGGUF(model: model, tokens: tokens, merges: merges, tokenTypes: types,
-                                               pre: file["tokenizer.ggml.pre"]?.string)
-        } catch { throw .file(file.path, error.description) }
         func id(_ key: String) -> Int32? {
             guard let v = file[key]?.int, v >= 0, v < tokens.count else { return nil }
             return Int32(v)
         }
         bos = id("tokenizer.ggml.bos_token_id")
         eos = id("tokenizer.ggml.eos_token_id")
-        addBos = file["tokenizer.ggml.add_bos_token"]?.bool ?? false
+        do {
+            switch model {
+            case "llama":
+                let scores = file["tokenizer.ggml.scores"]?.array?.compactMap { $0.double.map(Float.init) }
+                tokenizer = try SentencePieceTokenizer.fromGGUF(
+                    tokens: tokens, scores: scores, tokenTypes: types, bos: bos.map(UInt32.init), eos: eos.map(UInt32.init),
+                    unk: id("tokenizer.ggml.unknown_token_id").map(UInt32.init), pad: id("tokenizer.ggml.padding_token_id").map(UInt32.init),
+                    addSpacePrefix: file["tokenizer.ggml.add_space_prefix"]?.bool ?? true)
+            default:
+                tokenizer = try Tokenizer.fromGGUF(model: model, tokens: tokens, merges: file["tokenizer.ggml.merges"]?.strings ?? [],
+                                                   tokenTypes: types, pre: file["tokenizer.ggml.pre"]?.string)
+            }
+        } catch { throw .file(file.path, error.description) }
+        addBos = file["tokenizer.ggml.add_bos_token"]?.bool ?? (model == "llama")
         chatTemplate = file["tokenizer.chat_template"]?.string
     }
 }

@@ -58,7 +58,7 @@ extension FineTuneEncoding {
     /// longer than `maxLength` is cut as TRL does ("keep_end"): the shared prompt first loses its
     /// beginning (BOS kept), but keeps at least half of `maxLength`; then the answers lose their
     /// ends. Counted per pair; a pair left with a side that has nothing trained is dropped.
-    public static func pairs(_ pairs: [PreferencePair], tokenizer: Tokenizer, bos: Int32?, eos: Int32,
+    public static func pairs(_ pairs: [PreferencePair], tokenizer: any TextTokenizer, bos: Int32?, eos: Int32,
                              maxLength: Int) throws -> ([EncodedPair], EncodingSummary) {
         var out: [EncodedPair] = [], s = EncodingSummary()
         for p in pairs {

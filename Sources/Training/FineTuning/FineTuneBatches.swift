@@ -23,7 +23,7 @@ public enum FineTuneEncoding {
     /// the special token), BOS first when the model wants it, `eos` appended (trained) unless the
     /// response already ends with it. Longer than `maxLength`: cut, counted; an example left with
     /// nothing to train on is dropped, counted. With `maskPrompt` false every token is trained.
-    public static func sft(_ examples: [SFTExample], tokenizer: Tokenizer, bos: Int32?, eos: Int32, maxLength: Int,
+    public static func sft(_ examples: [SFTExample], tokenizer: any TextTokenizer, bos: Int32?, eos: Int32, maxLength: Int,
                            maskPrompt: Bool) throws -> ([EncodedExample], EncodingSummary) {
         var out: [EncodedExample] = [], s = EncodingSummary()
         for e in examples {
@@ -51,7 +51,7 @@ public enum FineTuneEncoding {
     }
 
     /// Texts with labels → ids (cut to `maxLength`, counted), labels as indices into `labels`.
-    public static func classification(_ examples: [LabeledText], labels: [String], tokenizer: Tokenizer, bos: Int32?,
+    public static func classification(_ examples: [LabeledText], labels: [String], tokenizer: any TextTokenizer, bos: Int32?,
                                       maxLength: Int) throws -> ([EncodedExample], EncodingSummary) {
         let index = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1, Int32($0)) })
         var out: [EncodedExample] = [], s = EncodingSummary()

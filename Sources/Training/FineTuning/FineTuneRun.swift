@@ -65,7 +65,7 @@ public enum FineTuneRun {
     }
 
     /// Writes what the run has learned (adapter, model, head) and the checkpoint to resume from.
-    public static func save(_ tuner: FineTuner, run: String, info: FineTuneRunInfo, tokenizer: Tokenizer?) throws {
+    public static func save(_ tuner: FineTuner, run: String, info: FineTuneRunInfo, tokenizer: (any TextTokenizer)?) throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: run, withIntermediateDirectories: true)
         let o = tuner.options
@@ -77,7 +77,7 @@ public enum FineTuneRun {
             let tmp = run + "/" + modelFolder + ".tmp"
             try? fm.removeItem(atPath: tmp)
             try saveHuggingFaceFolder(tuner.model, to: tmp)
-            try tokenizer?.save(to: tmp)
+            try (tokenizer as? Tokenizer)?.save(to: tmp)      // ours to reload the run; a SentencePiece model's comes from its base
             try? fm.removeItem(atPath: run + "/" + modelFolder)
             try fm.moveItem(atPath: tmp, toPath: run + "/" + modelFolder)
         case .head:

@@ -148,13 +148,16 @@ public enum InstructionData {
             if t.role == .assistant {
                 // The rendered conversation so far, opening the assistant's turn.
                 let before = template.render(history, generationPrompt: true)
+                // The reply as the template writes it (Gemma's trims it): between the opened turn
+                // and the end marker + newline that close it.
+                let full = template.render(history + [t], generationPrompt: false)
+                let reply = String(full.dropFirst(before.count).dropLast(template.turnEnd.count + 1))
                 let rendered = String(before.dropFirst(context.count))
                 segments.append((rendered, false))
-                segments.append((t.content + ChatTemplate.end, true))
-                context = before + t.content + ChatTemplate.end
+                segments.append((reply + template.turnEnd, true))
+                context = before + reply + template.turnEnd
                 // The newline after the end marker is context for the next turn.
                 history.append(t)
-                let full = template.render(history, generationPrompt: false)
                 if full.count > context.count { segments.append((String(full.dropFirst(context.count)), false)); context = full }
             } else {
                 history.append(t)
