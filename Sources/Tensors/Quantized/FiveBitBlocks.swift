@@ -1,20 +1,14 @@
 /// Q5_0 and Q5_1 (blocks of 32; layouts in GGMLType.swift): the 4-bit types with a fifth bit per
 /// value kept in a 32-bit mask qh (bit j belongs to value j).
 
-/// The 32 five-bit values (0…31) of a block: nibbles at `qs`, fifth bits in the u32 at `qh`.
-@inline(__always)
-func fiveBitValue(_ qs: UnsafeRawPointer, _ qh: UInt32, _ j: Int) -> Int {
-    let byte = qs.load(fromByteOffset: j & 15, as: UInt8.self)
-    let nibble = j < 16 ? byte & 0x0F : byte >> 4
-    return Int(nibble) | Int((qh >> UInt32(j)) & 1) << 4
-}
-
 /// Q5_0 → floats: x = d · (q − 16).
 func dequantizeQ5_0(_ src: UnsafeRawPointer, _ out: UnsafeMutablePointer<Float>, blocks: Int) {
     for b in 0..<blocks {
         let blk = src + b * 22, o = out + b * 32
-        let d = loadHalf(blk), qh = blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
-        for j in 0..<32 { o[j] = d * Float(fiveBitValue(blk + 6, qh, j) - 16) }
+        let d = SIMD16<Float>(repeating: loadHalf(blk)), qh = blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
+        let raw = blk.loadUnaligned(fromByteOffset: 6, as: SIMD16<UInt8>.self)          // values j and j + 16 in byte j
+        store16(d * (floats16((raw & 0x0F) | fifthBits(qh, first: 0)) - 16), o)
+        store16(d * (floats16((raw &>> 4) | fifthBits(qh, first: 16)) - 16), o + 16)
     }
 }
 
@@ -22,8 +16,11 @@ func dequantizeQ5_0(_ src: UnsafeRawPointer, _ out: UnsafeMutablePointer<Float>,
 func dequantizeQ5_1(_ src: UnsafeRawPointer, _ out: UnsafeMutablePointer<Float>, blocks: Int) {
     for b in 0..<blocks {
         let blk = src + b * 24, o = out + b * 32
-        let d = loadHalf(blk), m = loadHalf(blk, 2), qh = blk.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-        for j in 0..<32 { o[j] = d * Float(fiveBitValue(blk + 8, qh, j)) + m }
+        let d = SIMD16<Float>(repeating: loadHalf(blk)), m = SIMD16<Float>(repeating: loadHalf(blk, 2))
+        let qh = blk.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        let raw = blk.loadUnaligned(fromByteOffset: 8, as: SIMD16<UInt8>.self)
+        store16(d * floats16((raw & 0x0F) | fifthBits(qh, first: 0)) + m, o)
+        store16(d * floats16((raw &>> 4) | fifthBits(qh, first: 16)) + m, o + 16)
     }
 }
 

@@ -75,12 +75,15 @@ func dequantizeQ4_K(_ src: UnsafeRawPointer, _ out: UnsafeMutablePointer<Float>,
         for j in 0..<4 {
             for half in 0..<2 {
                 let (sc, m) = scaleMin(blk + 4, 2 * j + half)
-                let d1 = d * Float(sc), m1 = dmin * Float(m)
-                for l in 0..<32 {
-                    let byte = blk.load(fromByteOffset: qsAt + 32 * j + l, as: UInt8.self)
-                    var q = half == 0 ? byte & 0x0F : byte >> 4
-                    if fifthBits { q |= (blk.load(fromByteOffset: 16 + l, as: UInt8.self) >> UInt8(2 * j + half) & 1) << 4 }
-                    o[64 * j + 32 * half + l] = d1 * Float(q) - m1
+                let d1 = SIMD16<Float>(repeating: d * Float(sc)), m1 = SIMD16<Float>(repeating: dmin * Float(m))
+                for c in 0..<2 {                                           // 16 values at a time
+                    let raw = blk.loadUnaligned(fromByteOffset: qsAt + 32 * j + 16 * c, as: SIMD16<UInt8>.self)
+                    var q = half == 0 ? raw & 0x0F : raw &>> 4
+                    if fifthBits {
+                        let qh = blk.loadUnaligned(fromByteOffset: 16 + 16 * c, as: SIMD16<UInt8>.self)
+                        q |= ((qh &>> UInt8(2 * j + half)) & 1) &<< 4
+                    }
+                    store16(d1 * floats16(q) - m1, o + 64 * j + 32 * half + 16 * c)
                 }
             }
         }
@@ -96,11 +99,11 @@ func dequantizeQ6_K(_ src: UnsafeRawPointer, _ out: UnsafeMutablePointer<Float>,
         for h in 0..<2 {
             let ql = blk + 64 * h, qh = blk + 128 + 32 * h, sc = blk + 192 + 8 * h
             for k in 0..<4 {
-                for l in 0..<32 {
-                    let low = ql.load(fromByteOffset: l + 32 * (k & 1), as: UInt8.self) >> UInt8(4 * (k >> 1)) & 0x0F
-                    let high = qh.load(fromByteOffset: l, as: UInt8.self) >> UInt8(2 * k) & 3
-                    let scale = d * Float(sc.load(fromByteOffset: 2 * k + l / 16, as: Int8.self))
-                    o[128 * h + 32 * k + l] = scale * Float(Int(low | high << 4) - 32)
+                for c in 0..<2 {                                           // values 16c..<16c+16 of the 32
+                    let low = (ql.loadUnaligned(fromByteOffset: 16 * c + 32 * (k & 1), as: SIMD16<UInt8>.self) &>> UInt8(4 * (k >> 1))) & 0x0F
+                    let high = (qh.loadUnaligned(fromByteOffset: 16 * c, as: SIMD16<UInt8>.self) &>> UInt8(2 * k)) & 3
+                    let scale = SIMD16<Float>(repeating: d * Float(sc.load(fromByteOffset: 2 * k + c, as: Int8.self)))
+                    store16(scale * (floats16(low | high &<< 4) - 32), o + 128 * h + 32 * k + 16 * c)
                 }
             }
         }

@@ -208,6 +208,8 @@ public func roundToBlocks(_ x: Tensor, _ type: GGMLType) -> Tensor {
                     let blk = activationBlock(px + r * c + b * 32)
                     storeBlock(blk, po + r * c + b * 32)
                 }
+            } else if type == .q8_K {
+                for b in 0..<(c / 256) { roundToQ8_K(px + r * c + b * 256, po + r * c + b * 256) }
             } else {
                 quantizeBlocks(type, px + r * c, scratch, count: c)
                 dequantizeBlocks(type, scratch, po + r * c, count: c)
@@ -215,6 +217,28 @@ public func roundToBlocks(_ x: Tensor, _ type: GGMLType) -> Tensor {
         }
     }
     return Autograd.record(out, "round to \(type.name)", [x]) { g in [g] }
+}
+
+/// 256 values rounded as Q8_K holds them (quantizeQ8_K, then d·q), in SIMD: the same values as
+/// the scalar round trip.
+@inline(__always)
+func roundToQ8_K(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+    var m = SIMD16<Float>()
+    for k in 0..<16 {
+        let v = load16(x + 16 * k)
+        m = pointwiseMaxOf(m, v.replacing(with: -v, where: v .< 0))
+    }
+    let amax = m.max()
+    guard amax != 0 else { out.update(repeating: 0, count: 256); return }
+    var signedMax = amax
+    for j in 0..<256 where abs(x[j]) == amax { signedMax = x[j]; break }      // the first of largest magnitude
+    let iscale = -127 / signedMax, d = 1 / iscale
+    let magic = SIMD16<Float>(repeating: 12_582_912)                        // 1.5·2²³: rounds half to even
+    for k in 0..<16 {
+        var q = (load16(x + 16 * k) * iscale + magic) - magic
+        q.replace(with: 127, where: q .> 127)
+        store16(SIMD16<Float>(repeating: d) * q, out + 16 * k)
+    }
 }
 
 /// One block of 32 activations → 8-bit, as ggml's x86 `quantize_row_q8_0/q8_1` do (which differ
