@@ -173,6 +173,9 @@ public func saveTokenizer(_ tokenizer: any TextTokenizer, to folder: String, eos
     case let bpe as Tokenizer:
         try bpe.save(to: folder)
         try bpe.saveHuggingFace(to: folder, eos: eos.map { UInt32($0) })
+    case let sentencePiece as SentencePieceTokenizer:
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try sentencePiece.save(modelFile: folder + "/tokenizer.model")
     default:
         throw InferenceError("cannot save a \(type(of: tokenizer)) tokenizer")
     }

@@ -27,10 +27,20 @@ public func perplexity(model: any LanguageModel, ids: [Int32], context n: Int, b
     for c in 0..<count {
         var chunk = Array(ids[(c * n)..<((c + 1) * n)])
         if let bos { chunk[0] = bos }
-        let logits = try withNoGrad { try model.logits(chunk, batch: 1, length: n) }   // (1, n, V)
-        for j in first..<(n - 1) {
-            nll -= logSoftmax(logits.data + j * v, v, target: Int(chunk[j + 1]))
-            scored += 1
+        if let decoder = model as? DecoderModel {
+            // The output head only at the scored positions (half the chunk; with Gemma's 262,144-word
+            // vocabulary the head is most of the work): log p(next token) there, fused.
+            var targets = [Int32](repeating: defaultIgnoreIndex, count: n)
+            for j in first..<(n - 1) { targets[j] = chunk[j + 1] }
+            let logp = try withNoGrad { try decoder.targetLogProbabilities(chunk, targets: targets, batch: 1, length: n) }   // (n − 1 − first)
+            for k in 0..<logp.count { nll -= Double(logp.data[k]) }
+            scored += logp.count
+        } else {
+            let logits = try withNoGrad { try model.logits(chunk, batch: 1, length: n) }   // (1, n, V)
+            for j in first..<(n - 1) {
+                nll -= logSoftmax(logits.data + j * v, v, target: Int(chunk[j + 1]))
+                scored += 1
+            }
         }
         onChunk(c + 1, count, Foundation.exp(nll / Double(scored)))
     }

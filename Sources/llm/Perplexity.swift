@@ -25,9 +25,9 @@ struct Perplexity: ParsableCommand {
         let lm = loaded.model
         var text = try utf8Text(readFile(file), source: file)
         // As llama-perplexity: one trailing newline dropped, special-token text read as plain text,
-        // and BOS (when the model wants it) put in by the chunking, not by the tokenizer.
+        // BOS (when the model wants it) first in the text and again at the start of every chunk.
         if text.unicodeScalars.last == "\n" { text.unicodeScalars.removeLast() }
-        let ids = try loaded.encodePlain(text)
+        let ids = (loaded.bos.map { [$0] } ?? []) + (try loaded.encodePlain(text))
         try loaded.check(ids, what: file)
         let n = min(context ?? 512, lm.contextLength)
         guard n >= 4 else { throw CLIError("--context \(n) is too small (at least 4)") }

@@ -100,6 +100,25 @@ import Testing
         #expect(Self.text(info.out).hasPrefix("Llama: vocab 320") && Self.text(info.out).contains("total 106,816 parameters"), "\(Self.text(info.out))")
     }
 
+    /// Gemma 3 270M Q4_K_M from the command line: chat in its turn format, and perplexity with BOS
+    /// first (as llama-perplexity adds it) within 1 % of llama-perplexity's at context 128.
+    @Test func gemma3ChatsAndScoresPerplexity() throws {
+        let gemma = Self.repo.appendingPathComponent(".cache/gemma-3-270m-q4_k_m.gguf").path
+        guard FileManager.default.fileExists(atPath: gemma) else { throw CLIFixtureMissing(message: "\(gemma) is missing: run scripts/fetch/gemma3.sh") }
+        let r = try CommandLine.run(["generate", "--model", gemma, "--chat", "--prompt", "Name a color.", "--max-new-tokens", "12", "--temperature", "0"])
+        #expect(r.status == 0 && !Self.text(r.out).isEmpty && r.err.contains("generation"), "\(r.err)")
+        let fixtures = Self.repo.appendingPathComponent("Tests/Fixtures")
+        let p = try CommandLine.run(["perplexity", "--model", gemma, "--file", fixtures.appendingPathComponent("perplexity.txt").path,
+                                     "--context", "128", "--json"])
+        #expect(p.status == 0, "\(p.err)")
+        let ours = try JSONSerialization.jsonObject(with: p.out) as! [String: Any]
+        let fixture = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("gemma3-llamacpp.json"))) as! [String: Any]
+        let run = ((fixture["perplexity"] as! [String: Any])["runs"] as! [[String: Any]]).first { $0["context"] as! Int == 128 }!
+        let theirs = run["ppl"] as! Double, ppl = ours["perplexity"] as! Double
+        #expect(abs(ppl / theirs - 1) <= 0.01, "ours \(ppl), llama-perplexity \(theirs)")
+        #expect(ours["tokens"] as! Int == run["n_tokens"] as! Int && ours["scored"] as! Int == run["scored_tokens"] as! Int)
+    }
+
     @Test func badModelFilesAreOneLineErrors() throws {
         let missing = try CommandLine.run(["generate", "--model", "/no/such/model.gguf", "--prompt", "x"])
         #expect(missing.status == 1 && missing.err == "error: /no/such/model.gguf: no such file or folder\n")

@@ -54,6 +54,13 @@ public struct SentencePieceModelFile: Sendable {
 
     public init() {}
 
+    /// The same file without its pieces: the trainer, normalizer and denormalizer settings.
+    var settingsOnly: SentencePieceModelFile {
+        var settings = self
+        settings.pieces = []
+        return settings
+    }
+
     public init(path: String) throws(TokenizerError) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .file(path: path, line: nil, message: "cannot read the file")

@@ -61,6 +61,10 @@ public final class SentencePieceTokenizer: @unchecked Sendable {
     private let unkSurface: [UInt8]
     private let denormalizer: SentencePieceNormalizer?
 
+    /// For a tokenizer read from a `.model`: the file's settings (everything but its pieces),
+    /// so that `modelFile()` can describe it as it was read.
+    let fileSettings: SentencePieceModelFile?
+
     public var vocabularySize: Int { types.count }
 
     // MARK: Construction
@@ -112,7 +116,8 @@ public final class SentencePieceTokenizer: @unchecked Sendable {
         try self.init(algorithm: algorithm, pieces: model.pieces, unk: unk, bos: bos, eos: control(model.eosPiece),
                       pad: control(model.padPiece), addBOS: bos != nil, byteFallback: model.byteFallback,
                       normalizerSpec: model.normalizer, treatWhitespaceAsSuffix: model.treatWhitespaceAsSuffix,
-                      denormalizerSpec: model.denormalizer, unkSurface: Array(model.unkSurface.utf8), addSpacePrefix: false)
+                      denormalizerSpec: model.denormalizer, unkSurface: Array(model.unkSurface.utf8), addSpacePrefix: false,
+                      fileSettings: model.settingsOnly)
     }
 
     /// From a GGUF vocabulary of type "llama" (tokenizer.ggml.tokens, .scores, .token_type with
@@ -140,14 +145,15 @@ public final class SentencePieceTokenizer: @unchecked Sendable {
         return try SentencePieceTokenizer(algorithm: .llamaSPM, pieces: pieces, unk: unk.map { Int32($0) } ?? -1, bos: bos, eos: eos,
                                           pad: pad, addBOS: addBOS, byteFallback: true, normalizerSpec: nil,
                                           treatWhitespaceAsSuffix: false, denormalizerSpec: nil, unkSurface: [],
-                                          addSpacePrefix: addSpacePrefix)
+                                          addSpacePrefix: addSpacePrefix, fileSettings: nil)
     }
 
     private init(algorithm: Algorithm, pieces: [SentencePieceModelFile.Piece], unk: Int32, bos: UInt32?, eos: UInt32?,
                  pad: UInt32?, addBOS: Bool, byteFallback: Bool, normalizerSpec: SentencePieceModelFile.NormalizerSpec?,
                  treatWhitespaceAsSuffix: Bool, denormalizerSpec: SentencePieceModelFile.NormalizerSpec?,
-                 unkSurface: [UInt8], addSpacePrefix: Bool) throws(TokenizerError) {
+                 unkSurface: [UInt8], addSpacePrefix: Bool, fileSettings: SentencePieceModelFile?) throws(TokenizerError) {
         self.algorithm = algorithm
+        self.fileSettings = fileSettings
         let llama = algorithm == .llamaSPM
         var arena: [UInt8] = [], offsets = [0]
         for p in pieces { arena += p.text; offsets.append(arena.count) }
@@ -269,6 +275,14 @@ public final class SentencePieceTokenizer: @unchecked Sendable {
         for id in 0..<types.count where pieceBytes(id).elementsEqual(bytes) { return UInt32(id) }
         return nil
     }
+
+    /// Every piece as the vocabulary holds it (text, score, type), by id.
+    var vocabularyPieces: [SentencePieceModelFile.Piece] {
+        (0..<types.count).map { .init(text: Array(pieceBytes($0)), score: scores[$0], type: types[$0]) }
+    }
+
+    /// Whether a space goes in front of the text (GGUF tokenizer.ggml.add_space_prefix).
+    var addsSpacePrefix: Bool { addSpacePrefix }
 }
 
 /// Texts that llama.cpp makes control tokens whatever their GGUF type (end-of-turn, end-of-text
