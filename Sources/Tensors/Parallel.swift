@@ -40,6 +40,27 @@ public enum Parallel {
         if chunks <= 1 { if n > 0 { body(0..<n) }; return }
         run(chunks) { c in body((c * n / chunks)..<((c + 1) * n / chunks)) }
     }
+
+    /// Like `forEachChunk`, but `0..<n` is cut into several pieces per thread (at least `grain`
+    /// items each, multiples of 4 apart from the last) that the threads claim in order as they
+    /// finish their previous one, so a thread that runs late or slow takes fewer and none waits
+    /// long for the other at the end. Which thread computes a piece never changes what it computes.
+    @inline(__always)
+    public static func forEachChunkDynamic(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        let threads = threads
+        if threads <= 1 || n < 2 * max(grain, 1) { if n > 0 { body(0..<n) }; return }
+        let pieces = min(threads * 8, n / max(grain, 1))
+        let size = ((n + pieces - 1) / pieces + 3) & ~3
+        let count = (n + size - 1) / size
+        let next = Atomic<Int>(0)
+        run(threads) { _ in
+            while true {
+                let c = next.add(1, ordering: .relaxed).oldValue
+                if c >= count { break }
+                body((c * size)..<min(n, (c + 1) * size))
+            }
+        }
+    }
 }
 
 /// A fork-join pool of `threads − 1` workers plus the calling thread, in the manner of an OpenMP

@@ -23,7 +23,7 @@ func quantizedGEMVInt8K(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMa
     defer { qx.deallocate(); dx.deallocate(); bsums.deallocate() }
     for i in 0..<(inputs * nb) { dx[i] = quantizeQ8_K(x + i * 256, qx + i * 256, bsums + i * 16) }
     let q6 = w.type == .q6_K
-    Parallel.forEachChunk(w.rows, grain: 32) { rows in
+    Parallel.forEachChunkDynamic(w.rows, grain: 32) { rows in
         for r in rows {
             let row = w.bytes + r * w.rowBytes
             for i in 0..<inputs {
