@@ -52,50 +52,10 @@ import Tokenization
     /// does not depend on that noise: agreement within 3 % of llama.cpp's own, our top-1 always
     /// within its top 10, and every disagreement at a near-tie of its logits (top two within 0.5).
     @Test func teacherForcedTopOneAgreesWithLlamaCpp() throws {
-        let (model, _) = try Self.load()
-        model.eval()
-        let tf = Self.fixture["teacher_forced"] as! [String: Any]
-        let ids = (tf["ids"] as! [Int]).map(Int32.init)
-        let top10 = tf["top10"] as! [[[Double]]]
-        let logits = try withNoGrad { try model.logits(ids, batch: 1, length: ids.count) }      // (1, T, V)
-        let v = model.vocabularySize
-        var agree = 0, inTop10 = 0, worstTop1Logit: Double = 0, missGaps: [Double] = []
-        for t in 0..<ids.count {
-            let row = logits.data + t * v
-            let ours = (0..<v).max { row[$0] < row[$1] }!
-            let theirs = top10[t].map { Int($0[0]) }
-            if ours == theirs[0] { agree += 1 } else { missGaps.append(top10[t][0][1] - top10[t][1][1]) }
-            if theirs.contains(ours) { inTop10 += 1 }
-            worstTop1Logit = max(worstTop1Logit, abs(Double(row[theirs[0]]) - top10[t][0][1]))
-        }
-        let rate = Double(agree) / Double(ids.count)
-        print("SmolLM2 teacher-forced top-1 vs llama.cpp: \(agree)/\(ids.count); worst |Δ logit| of its top-1 \(worstTop1Logit); llama.cpp's top-2 gaps where we differ: \(missGaps)")
-        // Every disagreement is a near-tie in llama.cpp's own logits: its top two within 0.5, the
-        // size of the logit differences float order alone makes here (worst |Δ| of its top-1 is
-        // 0.3–0.5 across OpenBLAS kernels; on Intel AVX-512 one miss sits at a gap of 0.35).
-        #expect(missGaps.allSatisfy { $0 < 0.5 }, "llama.cpp's top-2 gaps where we differ: \(missGaps)")
-        let floor = tf["stepwise_top1_agreement"] as! Int
-        #expect(Double(agree) >= Double(floor) - 0.03 * Double(ids.count), "top-1 agreement \(agree)/\(ids.count) = \(rate); our top-1 within their top-10 at \(inTop10); worst |Δ logit| of their top-1 \(worstTop1Logit)")
-        #expect(inTop10 == ids.count)
+        try LlamaCppAgreement.checkTeacherForced(try Self.load().0, Self.fixture, name: "SmolLM2")
     }
 
-    /// Greedy 32-token continuations (the KV cache path): every divergence from llama.cpp happens
-    /// where its own top two candidates were within 0.3 of each other (a near-tie that float order
-    /// alone can flip, as above), and at least half the prompts agree for 16 tokens or more.
     @Test func greedyContinuationsMatchLlamaCpp() throws {
-        let (model, _) = try Self.load()
-        model.eval()
-        var matches = 0, report: [String] = []
-        for p in Self.prompts {
-            let prompt = (p["ids"] as! [Int]).map(Int32.init), want = (p["greedy"] as! [Int]).map(Int32.init)
-            let got = try greedyContinuation(model, prompt: prompt, count: want.count)
-            let same = zip(got, want).prefix { $0 == $1 }.count
-            if same >= 16 { matches += 1 }
-            let gaps = p["greedy_top2_gap"] as! [Double]
-            report.append("\(same)/32" + (same < 32 ? " (llama.cpp's top-2 gap there \(gaps[same]))" : ""))
-            if same < 32 { #expect(gaps[same] < 0.3, "prompt \((p["text"] as! String).prefix(30).debugDescription) diverges at step \(same), where llama.cpp's top-2 gap is \(gaps[same])") }
-        }
-        print("SmolLM2 greedy vs llama.cpp, identical prefix per prompt: \(report)")
-        #expect(matches >= Self.prompts.count / 2, "identical prefix lengths per prompt: \(report)")
+        try LlamaCppAgreement.checkGreedy(try Self.load().0, Self.fixture, name: "SmolLM2", minimumMatches: Self.prompts.count / 2)
     }
 }
