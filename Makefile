@@ -34,6 +34,8 @@ demo: build
 	@echo "--- and a real pretrained model, SmolLM2-135M-Instruct (GGUF, Q4_1), answering in chat format:"
 	$(LLM) generate --model .cache/SmolLM2-135M-Instruct.Q4_1.gguf --chat --system "You are a helpful assistant." \
 		--prompt "Give me three tips for writing clear code." --max-new-tokens 120 --temperature 0
+	@echo "--- a second model family: Gemma 3 270M (GGUF Q4_K_M: K-quant blocks, SentencePiece vocabulary, sliding-window layers) continues a sentence:"
+	$(LLM) generate --model .cache/gemma-3-270m-q4_k_m.gguf --prompt "The three most useful habits for writing clear code are" --max-new-tokens 40 --temperature 0
 	@bash scripts/fetch/llamafactory-data.sh
 	@echo "--- fine-tuning: LoRA adapters on SmolLM2's frozen Q4_1 weights (QLoRA) learn a new name from LLaMA-Factory's identity data"
 	@rm -rf runs/demo-identity
