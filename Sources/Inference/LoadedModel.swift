@@ -126,8 +126,8 @@ public struct LoadedModel {
         var stops = Set<Int32>()
         for s in [chat?.turnEnd ?? ChatTemplate.end, "<|endoftext|>", "<eos>"] { if let id = tok?.specialTokenId(s) { stops.insert(Int32(id)) } }
         let eos = (tok?.specialTokenId("<|endoftext|>") ?? tok?.specialTokenId("<eos>")).map { Int32($0) }
-        // Gemma starts every text with <bos>.
-        let bos: Int32? = model is Gemma3 ? tok?.specialTokenId("<bos>").map { Int32($0) } : nil
+        // A SentencePiece model (Gemma's, Llama 2's) starts every text with its BOS.
+        let bos: Int32? = (tok as? SentencePieceTokenizer).flatMap { $0.addBOS ? $0.bos.map { Int32($0) } : nil }
         return LoadedModel(model: model, tokenizer: tok, chars: chars, bos: bos, stopIds: stops, eos: eos, chat: chat,
                            summary: model.summary + ", float32", loadSeconds: Date().timeIntervalSince(started))
     }

@@ -77,7 +77,12 @@ public enum FineTuneRun {
             let tmp = run + "/" + modelFolder + ".tmp"
             try? fm.removeItem(atPath: tmp)
             try saveHuggingFaceFolder(tuner.model, to: tmp)
-            try (tokenizer as? Tokenizer)?.save(to: tmp)      // ours to reload the run; a SentencePiece model's comes from its base
+            // The tokenizer beside the weights, so the folder stands on its own.
+            switch tokenizer {
+            case let bpe as Tokenizer: try bpe.save(to: tmp)
+            case let sentencePiece as SentencePieceTokenizer: try sentencePiece.save(modelFile: tmp + "/tokenizer.model")
+            default: break
+            }
             try? fm.removeItem(atPath: run + "/" + modelFolder)
             try fm.moveItem(atPath: tmp, toPath: run + "/" + modelFolder)
         case .head:
