@@ -195,3 +195,20 @@ open class DecoderModel: Module, TrainableModel {
         }
     }
 }
+
+extension DecoderModel {
+    /// Fresh weights for an RMSNorm decoder (Llama, Gemma), for training from scratch: N(0, 0.02)
+    /// projections, token table and untied head, unit norm scales. Drawn in the order layers,
+    /// table, head.
+    static func randomRMSNormParts(_ spec: DecoderConfig, rng: RandomGenerator)
+        -> (embedTokens: Embedding, layers: [DecoderLayer], norm: RMSNorm, lmHead: Linear?) {
+        func linear(_ role: DecoderWeight, _ rows: Int, _ cols: Int) -> any LinearLayer {
+            Linear(weight: Tensor.randn([rows, cols], std: 0.02, rng: rng))
+        }
+        func norm(_ role: DecoderWeight, _ size: Int) -> any NormLayer { RMSNorm(size, eps: spec.normEpsilon) }
+        let layers = (0..<spec.layers).map { i in DecoderLayer(spec, index: i, rng: rng, linear: linear, norm: norm) }
+        let embed = Embedding(spec.vocabularySize, spec.embedding, std: 0.02, rng: rng)
+        let head = spec.tiedEmbeddings ? nil : Linear(weight: Tensor.randn([spec.vocabularySize, spec.embedding], std: 0.02, rng: rng))
+        return (embed, layers, RMSNorm(spec.embedding, eps: spec.normEpsilon), head)
+    }
+}

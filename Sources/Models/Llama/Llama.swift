@@ -26,16 +26,8 @@ public final class Llama: DecoderModel {
 
     /// A freshly initialized model (N(0, 0.02) weights, unit norms), for training from scratch.
     public convenience init(_ config: LlamaConfig, rng: RandomGenerator) {
-        let spec = config.decoder()
-        func linear(_ role: DecoderWeight, _ rows: Int, _ cols: Int) -> any LinearLayer {
-            Linear(weight: Tensor.randn([rows, cols], std: 0.02, rng: rng))
-        }
-        func norm(_ role: DecoderWeight, _ size: Int) -> any NormLayer { RMSNorm(size, eps: config.rmsNormEpsilon) }
-        let layers = (0..<spec.layers).map { i in DecoderLayer(spec, index: i, rng: rng, linear: linear, norm: norm) }
-        self.init(config: config, embedTokens: Embedding(config.vocabularySize, config.embedding, std: 0.02, rng: rng), layers: layers,
-                  norm: RMSNorm(config.embedding, eps: config.rmsNormEpsilon),
-                  lmHead: config.tiedEmbeddings ? nil : Linear(weight: Tensor.randn([config.vocabularySize, config.embedding], std: 0.02, rng: rng)),
-                  rng: rng)
+        let parts = DecoderModel.randomRMSNormParts(config.decoder(), rng: rng)
+        self.init(config: config, embedTokens: parts.embedTokens, layers: parts.layers, norm: parts.norm, lmHead: parts.lmHead, rng: rng)
     }
 
     public override var architecture: String { "llama" }
