@@ -51,15 +51,7 @@ public enum HuggingFaceGemma3 {
         var reader = WeightReader(try Safetensors.read(folder + "/model.safetensors"))
         let c = config.embedding
         let rng = RandomGenerator(seed: 0)
-        var layers: [DecoderLayer] = []
-        for i in 0..<config.layers {
-            let p = "model.layers.\(i)."
-            layers.append(try DecoderLayer(spec, index: i, rng: rng,
-                linear: { w, rows, cols throws(ModelError) in Linear(weight: try reader.tensor(p + names[w]!, [rows, cols])) },
-                norm: { w, size throws(ModelError) in
-                    RMSNorm(weight: scale(try reader.tensor(p + names[w]!, [size])), eps: config.rmsNormEpsilon)
-                }))
-        }
+        let layers = try reader.huggingFaceLayers(spec, names: names, rng: rng, normScale: scale)
         let embed = Embedding(weight: try reader.tensor("model.embed_tokens.weight", [config.vocabularySize, c]))
         let finalNorm = RMSNorm(weight: scale(try reader.tensor("model.norm.weight", [c])), eps: config.rmsNormEpsilon)
         var head: Linear? = nil

@@ -1,3 +1,4 @@
+import NN
 import Tensors
 
 /// Reads a checkpoint's tensors by name for a loader, strictly: every missing and mis-shaped
@@ -36,5 +37,22 @@ struct WeightReader {
         let unexpected = file.entries.keys.filter { !used.contains($0) }.sorted().map { "unexpected: \($0)" }
         let all = problems + unexpected
         if !all.isEmpty { throw .weights("\(what): " + all.joined(separator: "; ")) }
+    }
+}
+
+extension WeightReader {
+    /// Every layer of `spec` from a Hugging Face checkpoint: "model.layers.N." + `names[role]`,
+    /// float `Linear` projections and RMSNorms whose stored weight `normScale` turns into their
+    /// scale (Gemma stores w for a scale of 1 + w).
+    mutating func huggingFaceLayers(_ spec: DecoderConfig, names: [DecoderWeight: String], rng: RandomGenerator,
+                                    normScale: (Tensor) -> Tensor = { $0 }) throws(ModelError) -> [DecoderLayer] {
+        var layers: [DecoderLayer] = []
+        for i in 0..<spec.layers {
+            let p = "model.layers.\(i)."
+            layers.append(try DecoderLayer(spec, index: i, rng: rng,
+                linear: { w, rows, cols throws(ModelError) in Linear(weight: try tensor(p + names[w]!, [rows, cols])) },
+                norm: { w, size throws(ModelError) in RMSNorm(weight: normScale(try tensor(p + names[w]!, [size])), eps: spec.normEpsilon) }))
+        }
+        return layers
     }
 }
