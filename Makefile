@@ -36,6 +36,9 @@ demo: build
 		--prompt "Give me three tips for writing clear code." --max-new-tokens 120 --temperature 0
 	@echo "--- a second model family: Gemma 3 270M (GGUF Q4_K_M: K-quant blocks, SentencePiece vocabulary, sliding-window layers) continues a sentence:"
 	$(LLM) generate --model .cache/gemma-3-270m-q4_k_m.gguf --prompt "The three most useful habits for writing clear code are" --max-new-tokens 40 --temperature 0
+	@echo "--- quantization: our GPT written as a GGUF file with Q8_0 weights (llama.cpp's gpt2 architecture, which llama.cpp runs too), then it writes again:"
+	$(LLM) quantize --model runs/demo --type q8_0 --output runs/demo-q8_0.gguf | tail -1
+	$(LLM) generate --model runs/demo-q8_0.gguf --prompt "The" --max-new-tokens 60 --temperature 0.8 --top-k 40 --seed 1
 	@bash scripts/fetch/llamafactory-data.sh
 	@echo "--- fine-tuning: LoRA adapters on SmolLM2's frozen Q4_1 weights (QLoRA) learn a new name from LLaMA-Factory's identity data"
 	@rm -rf runs/demo-identity
@@ -76,6 +79,7 @@ fixtures:
 	@bash scripts/fetch/llama-cpp.sh
 	@bash scripts/fetch/gemma3.sh
 	python3 scripts/fixtures/make_llamacpp_fixtures.py
+	python3 scripts/fixtures/make_quantize_fixtures.py
 
 clean:
 	rm -rf .build

@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // One package; targets follow the path text takes through an LLM (see README.md):
-// Tokenization → Tensors → NN → Models → Training → Inference → Server → llm.
+// Tokenization → Tensors → NN → Models → Quantization, Training → Inference → Server → llm.
 // Targets are added as their issue lands; each imports only those to its left.
 import Foundation
 import PackageDescription
@@ -29,6 +29,7 @@ let package = Package(
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "Quantization", targets: ["Quantization"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Inference", targets: ["Inference"]),
     ],
@@ -53,12 +54,14 @@ let package = Package(
         ),
         .target(name: "NN", dependencies: ["Tensors"], swiftSettings: speed),
         .target(name: "Models", dependencies: ["Tokenization", "Tensors", "NN"], swiftSettings: speed),
+        // Model → quantized GGUF (round to nearest; later GPTQ and AWQ, which run the model on calibration text).
+        .target(name: "Quantization", dependencies: ["Tokenization", "Tensors", "NN", "Models"], swiftSettings: speed),
         .target(name: "Training", dependencies: ["Tokenization", "Tensors", "NN", "Models"], swiftSettings: speed),
         .target(name: "Inference", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Training"], swiftSettings: speed),
         .executableTarget(
             name: "llm",
             dependencies: [
-                "Tokenization", "Tensors", "NN", "Models", "Training", "Inference",
+                "Tokenization", "Tensors", "NN", "Models", "Quantization", "Training", "Inference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: speed
@@ -71,6 +74,7 @@ let package = Package(
         .testTarget(name: "InferenceTests", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Inference"], swiftSettings: speed),
         .testTarget(name: "ModelsTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),
         .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),
+        .testTarget(name: "QuantizationTests", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Quantization", "Inference"], swiftSettings: speed),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -12,7 +12,9 @@ Each pair runs back to back on the same machine with the same thread count (defa
   - a DPO step on SmolLM2 with LoRA (`llm bench finetune --objective dpo`) vs the same loss in PyTorch + peft;
   - every ggml block format's matrix × vector product (`llm bench quant`) vs ggml's own kernels
     (bench/quant_kernels.py over bench/ggml_vec_dot.c), one thread;
-  - SentencePiece encoding (`llm bench sentencepiece`) vs the sentencepiece library, one thread.
+  - SentencePiece encoding (`llm bench sentencepiece`) vs the sentencepiece library, one thread;
+  - `llm quantize` vs `llama-quantize` (bench/llama_quantize.py): identical bytes for every type on
+    SmolLM2, Q4_K_M speed, and llama-perplexity on our files agreeing with `llm perplexity`.
 Prints a Markdown table: work · ours · reference · ratio (ours / reference; > 1 means we are faster).
 Run it on a quiet machine: nothing else should be compiling or computing.
 """
@@ -210,6 +212,13 @@ for name in ("botchan_en_bpe_1000", "botchan_en_unigram_1000", "kyoto_ja_unigram
 quant = lines([sys.executable, os.path.join(here, "quant_kernels.py"), "--llm", args.llm, "--rounds", str(max(1, min(3, args.rounds)))])[0]
 llama_notes += quant.get("notes", [f"block-format kernels vs ggml skipped: {quant.get('skipped')}"])
 rows += [tuple(r) for r in quant.get("rows", [])]
+
+# Quantization: our files byte for byte llama-quantize's (the script fails otherwise), its speed,
+# and llama.cpp running the files we write.
+qz = lines([sys.executable, os.path.join(here, "llama_quantize.py"), "--llm", args.llm, "--threads", T,
+            "--rounds", str(max(1, min(3, args.rounds))), "--json"])[0]
+llama_notes += qz.get("notes", [f"llama-quantize comparison skipped: {qz.get('skipped')}"])
+rows += [tuple(r) for r in qz.get("rows", [])]
 
 print(f"\nthreads: {args.threads}, best of {args.rounds} alternating rounds; our OpenBLAS kernels: {blas_kernels}\n")
 print("| work | ours | reference | ratio | reference is |")

@@ -120,6 +120,11 @@ extension Tokenizer {
                 guard let known = SplitPattern(regex: regex) else { throw fail("unsupported split pattern \(regex.debugDescription)") }
                 return known
             }
+            // SmolLM2's: each digit its own piece, then GPT-2's byte-level split.
+            let types = (pre["pretokenizers"] as? [[String: Any]] ?? []).map { $0["type"] as? String ?? "" }
+            if types == ["Digits", "ByteLevel"], (pre["pretokenizers"] as? [[String: Any]])?.first?["individual_digits"] as? Bool == true {
+                return .gpt2Digits
+            }
             return .gpt2
         default:
             throw fail("unsupported pre_tokenizer \(pre["type"] ?? "nil")")
@@ -191,5 +196,55 @@ extension Tokenizer {
         var config: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": false]
         if let eos, let text = specialTokens.first(where: { $0.id == eos })?.text { config["eos_token"] = text }
         try atomicWrite(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]), to: directory + "/tokenizer_config.json")
+    }
+}
+
+extension Tokenizer {
+    /// The vocabulary as GGUF's "gpt2" tokenizer (and tokenizer.json) spell it: each ordinary
+    /// token's bytes in GPT-2's byte alphabet (type 1, normal), special tokens as their text
+    /// (type 3, control), and the merges in rank order as "left right". A tokenizer without an
+    /// explicit merge list (a tiktoken ranks file) gets the merges its ranks imply: for each token
+    /// in rank order, the two parts that byte-pair encoding with only lower ranks leaves of it.
+    public func spelledVocabulary() -> (tokens: [String], types: [Int32], merges: [String]) {
+        func spell(_ id: UInt32) -> String { bpe.tokenBytes(id).map { byteLevelSpelling[Int($0)] }.joined() }
+        let specials = Dictionary(specialTokens.map { ($0.id, $0.text) }, uniquingKeysWith: { a, _ in a })
+        var tokens: [String] = [], types: [Int32] = []
+        for id in 0..<UInt32(vocabularySize) {
+            if let text = specials[id] {
+                tokens.append(text); types.append(3)
+            } else if Int(id) < bpe.count {
+                tokens.append(spell(id)); types.append(1)
+            } else {
+                tokens.append("[PAD\(id)]"); types.append(5)
+            }
+        }
+        let pairs = bpe.mergeList ?? bpe.mergesImpliedByRanks(skipping: Set(specials.keys))
+        return (tokens, types, pairs.map { spell($0.0) + " " + spell($0.1) })
+    }
+}
+
+extension BytePairEncoder {
+    /// The merge list that ranks = ids imply (tiktoken's vocabularies): token t of two or more
+    /// bytes is made by merging the two parts left when its bytes are merged greedily, lowest
+    /// rank first, using only tokens of lower rank than t. Tokens that do not come out as two
+    /// parts (or are in `skipping`) are not reachable by a merge and get none.
+    func mergesImpliedByRanks(skipping: Set<UInt32>) -> [(UInt32, UInt32)] {
+        var out: [(UInt32, UInt32)] = []
+        for target in 0..<UInt32(count) where !skipping.contains(target) {
+            let bytes = Array(tokenBytes(target))
+            guard bytes.count >= 2 else { continue }
+            var parts: [[UInt8]] = bytes.map { [$0] }
+            while parts.count > 2 {
+                var best: (index: Int, rank: UInt32)? = nil
+                for i in 0..<(parts.count - 1) {
+                    if let rank = id(of: parts[i] + parts[i + 1]), rank < target, rank < (best?.rank ?? .max) { best = (i, rank) }
+                }
+                guard let b = best else { break }
+                parts[b.index] += parts[b.index + 1]
+                parts.remove(at: b.index + 1)
+            }
+            if parts.count == 2, let a = id(of: parts[0]), let b = id(of: parts[1]) { out.append((a, b)) }
+        }
+        return out
     }
 }

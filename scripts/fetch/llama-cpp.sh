@@ -13,6 +13,7 @@
 #     .cache/llama.cpp/build/bin/llama-simple       load + greedy generation (load time, peak RSS)
 #     .cache/llama.cpp/build/bin/llama-completion   generation with more options
 #     .cache/llama.cpp/build/bin/llama-tokenize     ids of a text
+#     .cache/llama.cpp/build/bin/llama-quantize     the quantizer whose bytes ours must equal
 #     .cache/llama.cpp/build/bin/libllama.so (+ libggml*.so)
 # Installs cmake with apt (or pip) when missing. About 10-15 minutes on 2 cores. Idempotent: does
 # nothing when a build with the same sources and options is already there. Works from any directory:
@@ -22,7 +23,7 @@ set -euo pipefail
 SDIST_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 PACKAGE=llama-cpp-python==0.3.36
 LLAMA_COMMIT=0c1e57098
-TARGETS=(llama llama-bench llama-perplexity llama-simple llama-completion llama-tokenize)
+TARGETS=(llama llama-bench llama-perplexity llama-simple llama-completion llama-tokenize llama-quantize)
 CMAKE_OPTIONS=(
     -DCMAKE_BUILD_TYPE=Release
     -DBUILD_SHARED_LIBS=ON

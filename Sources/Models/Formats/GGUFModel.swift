@@ -4,7 +4,7 @@ import Tensors
 
 /// A GGUF model file of any architecture the project runs, as a `DecoderModel` whose weights stay
 /// in their blocks in the mapped file: `general.architecture` picks the reader (`GGUFLlama` for
-/// "llama", `GGUFGemma3` for "gemma3").
+/// "llama", `GGUFGemma3` for "gemma3", `GGUFGPT2` for "gpt2").
 public enum GGUFModel {
     /// How the model computes with its quantized weights.
     public enum Arithmetic: Sendable {
@@ -17,12 +17,13 @@ public enum GGUFModel {
     }
 
     /// The architectures this reader knows, by their GGUF name.
-    public static let architectures = ["llama", "gemma3"]
+    public static let architectures = ["llama", "gemma3", "gpt2"]
 
     public static func load(_ file: GGUFFile, arithmetic: Arithmetic = .llamaCpp) throws(ModelError) -> DecoderModel {
         switch file["general.architecture"]?.string {
         case "llama": return try GGUFLlama.load(file, arithmetic: arithmetic)
         case "gemma3": return try GGUFGemma3.load(file, arithmetic: arithmetic)
+        case "gpt2": return try GGUFGPT2.load(file, arithmetic: arithmetic)
         case let other:
             throw .file(file.path, "general.architecture is \(other.map { "\"\($0)\"" } ?? "missing"); supported: \(architectures.joined(separator: ", "))")
         }

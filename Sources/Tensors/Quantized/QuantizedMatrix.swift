@@ -43,19 +43,14 @@ public final class QuantizedMatrix: @unchecked Sendable {
         return t
     }
 
-    /// Quantizes a Float32 matrix (rows, cols) with ggml's reference rounding (round to nearest).
-    /// Not for the K-quant weight types Q2_K…Q6_K: ggml's reference quantizers for those (a search
-    /// over scales per sub-block) are not written yet; K-quant weights come from GGUF files.
+    /// Quantizes a Float32 matrix (rows, cols) with ggml's reference rounding (round to nearest;
+    /// for the K-quants the reference's search over sub-block scales), rows in parallel.
     public static func quantize(_ t: Tensor, as type: GGMLType) -> QuantizedMatrix {
-        precondition(!type.isKQuant || type == .q8_K, "quantize: \(type.name) weights cannot be made here yet (ggml's K-quant reference quantizers are not implemented); load them from a GGUF file")
         precondition(t.rank == 2, "quantize: expected a matrix, got \(Shape.describe(t.shape))")
         let (rows, cols) = (t.shape[0], t.shape[1])
         precondition(cols % type.blockSize == 0, "quantize: \(cols) columns is not a multiple of \(type.name)'s block of \(type.blockSize)")
         let buffer = OwnedBytes(count: type.byteCount(rows * cols))
-        let src = t.data
-        for r in 0..<rows {
-            quantizeBlocks(type, src + r * cols, buffer.pointer + r * type.byteCount(cols), count: cols)
-        }
+        quantizeRows(type, t.data, buffer.pointer, rows: rows, cols: cols)
         return QuantizedMatrix(type: type, rows: rows, cols: cols, bytes: UnsafeRawPointer(buffer.pointer), owner: buffer)
     }
 }
@@ -121,9 +116,19 @@ public func dequantizeBlocks(_ type: GGMLType, _ src: UnsafeRawPointer, _ out: U
     }
 }
 
+/// `rows` rows of `cols` floats at `src` → `type`'s bytes at `dst` (rows one after another), the
+/// rows shared among the threads. The bytes do not depend on the number of threads.
+public func quantizeRows(_ type: GGMLType, _ src: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, rows: Int, cols: Int) {
+    let rowBytes = type.byteCount(cols)
+    Parallel.forEachChunk(rows, grain: max(1, 16_384 / max(cols, 1))) { rs in
+        for r in rs { quantizeBlocks(type, src + r * cols, dst + r * rowBytes, count: cols) }
+    }
+}
+
 /// Float32 → `count` values of `type` (ggml's reference quantizers: Q8_0 scales by max|x|/127;
 /// Q4_0 by the signed value of largest magnitude / −8; Q4_1 spans [min, max] in 15 steps; Q5_0
-/// and Q5_1 likewise with −16 and 31 steps; Q8_K as ggml's activations). Not the K weight types.
+/// and Q5_1 likewise with −16 and 31 steps; Q8_K as ggml's activations; the K weight types in
+/// KQuantQuantizers.swift).
 func quantizeBlocks(_ type: GGMLType, _ x: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, count: Int) {
     switch type {
     case .f32:
@@ -173,7 +178,10 @@ func quantizeBlocks(_ type: GGMLType, _ x: UnsafePointer<Float>, _ dst: UnsafeMu
     case .q5_0: quantizeQ5_0(x, dst, blocks: count / 32)
     case .q5_1: quantizeQ5_1(x, dst, blocks: count / 32)
     case .q8_K: quantizeQ8_KBlocks(x, dst, blocks: count / 256)
-    case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K:
-        preconditionFailure("quantize: \(type.name) (ggml's K-quant reference quantizers are not implemented)")
+    case .q2_K: quantizeQ2_K(x, dst, blocks: count / 256)
+    case .q3_K: quantizeQ3_K(x, dst, blocks: count / 256)
+    case .q4_K: quantizeQ4_K(x, dst, blocks: count / 256)
+    case .q5_K: quantizeQ4_K(x, dst, blocks: count / 256, fifthBits: true)
+    case .q6_K: quantizeQ6_K(x, dst, blocks: count / 256)
     }
 }

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import Inference
+import Models
+import Quantization
+import Tensors
+
+/// `llm quantize`: a model to a GGUF file with quantized weights, which we and llama.cpp run.
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a model as a GGUF file with quantized weights (ggml's round-to-nearest quantizers).",
+        discussion: """
+        Types: \(QuantizationScheme.names.joined(separator: " ")). A single type applies to every weight \
+        matrix (llama-quantize --pure); q4_k_m and q5_k_m are llama.cpp's mixes (Q6_K for the output head and \
+        for half of the value and MLP-down projections). Norms, biases and the position table stay as they are.
+        Our GPT models are written as llama.cpp's gpt2 architecture, Llama models as llama; a GGUF file is \
+        requantized from its dequantized weights, metadata kept.
+        """)
+
+    @Option(help: "A GGUF file, a Hugging Face GPT-2 or Llama folder, or one of our training runs.") var model: String
+    @Option(help: ArgumentHelp("The weight type or mix.", valueName: "type")) var type: String
+    @Option(help: ArgumentHelp("The GGUF file to write.", valueName: "file.gguf")) var output: String
+    @Option(help: ArgumentHelp("How values are rounded: rtn (round to nearest, as ggml's reference quantizers).", valueName: "rtn"))
+    var method: String = "rtn"
+    @Option(help: ArgumentHelp("Type of the output head (and of the token table when it is tied to it), default: by --type.", valueName: "type"))
+    var outputType: String?
+    @Option(help: "Tokenizer (default: the model's own).") var tokenizer: String?
+    @OptionGroup var loading: ModelLoading
+    @OptionGroup var global: GlobalOptions
+
+    /// Every option checked before any work (errors go through `error: ...`, not the parser's usage text).
+    func check() throws {
+        guard QuantizationScheme(name: type) != nil else {
+            throw CLIError("--type \(type) is not a type we write; choose one of: \(QuantizationScheme.names.joined(separator: ", "))")
+        }
+        if let outputType, QuantizationScheme.weightType(named: outputType) == nil {
+            throw CLIError("--output-type \(outputType) is not a type we write; choose one of: \(QuantizationScheme.names.filter { !$0.hasSuffix("_m") }.joined(separator: ", "))")
+        }
+        guard method == "rtn" else { throw CLIError("--method \(method) is not available; choose rtn (round to nearest)") }
+        guard output.lowercased().hasSuffix(".gguf") else { throw CLIError("--output \(output): the file name must end in .gguf") }
+        let folder = (output as NSString).deletingLastPathComponent
+        var isDir: ObjCBool = false
+        if !folder.isEmpty, !(FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) && isDir.boolValue) {
+            throw CLIError("--output \(output): the folder \(folder) does not exist")
+        }
+        if FileManager.default.fileExists(atPath: output, isDirectory: &isDir), isDir.boolValue {
+            throw CLIError("--output \(output) is a folder; give a file name ending in .gguf")
+        }
+        if (model as NSString).standardizingPath == (output as NSString).standardizingPath {
+            throw CLIError("--output \(output) is the --model file itself; write to another file")
+        }
+    }
+
+    func run() throws {
+        try check()
+        global.apply()
+        let scheme = QuantizationScheme(name: type)!
+        let outputType = self.outputType.flatMap(QuantizationScheme.weightType(named:))
+        let source: GGUFSource
+        var isDir: ObjCBool = false
+        if model.lowercased().hasSuffix(".gguf"), FileManager.default.fileExists(atPath: model, isDirectory: &isDir), !isDir.boolValue {
+            guard loading.adapter == nil else { throw CLIError("--adapter: merge the adapter first (llm merge), then quantize the merged model") }
+            source = try GGUFSource(file: GGUFFile(path: model))
+        } else {
+            let loaded = try loading.load(model, tokenizer: tokenizer)
+            guard let decoder = loaded.model as? DecoderModel else { throw CLIError("--model \(model): \(loaded.summary) cannot be written as GGUF") }
+            if loading.adapter != nil { decoder.mergeAdapters() }
+            let name = ((model as NSString).standardizingPath as NSString).lastPathComponent
+            source = try GGUFSource(model: decoder, name: name, tokenizer: loaded.tokenizer, bos: loaded.bos, eos: loaded.eos,
+                                    chatTemplate: chatTemplate(model))
+        }
+        print("quantizing \(model) (\(source.architecture), \(source.tensors.count) tensors) to \(scheme) → \(output)")
+        let summary = try GGUFQuantizer.write(source, scheme: scheme, outputType: outputType, to: output) { r in
+            let shape = r.shape.map(String.init).joined(separator: "×")
+            let change = r.quantized ? "\(r.from.name) → \(r.to.name)" + (r.fellBackFrom.map { " (rows of \(r.shape.last!) do not fit \($0.name)'s blocks)" } ?? "") : "\(r.to.name), kept"
+            print(String(format: "[%3d/%3d] %-28@ %-14@ %@, %.2f MiB, %.0f ms", r.index + 1, r.total, r.name as NSString, shape as NSString,
+                         change as NSString, Double(r.bytes) / 1_048_576, r.seconds * 1000))
+        }
+        let types = summary.types.map { "\($0.type.name) \($0.count)" }.joined(separator: ", ")
+        print(String(format: "wrote %@: %.2f MiB of tensors (%.2f bits per weight over %d parameters), %d tensors (%@), %.2f s",
+                     output as NSString, Double(summary.bytes) / 1_048_576, summary.bitsPerWeight, summary.parameters, summary.tensors,
+                     types as NSString, summary.seconds))
+    }
+
+    /// The Jinja chat template of a Hugging Face folder (tokenizer_config.json), if it has one.
+    func chatTemplate(_ path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path + "/tokenizer_config.json"),
+              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return json["chat_template"] as? String
+    }
+}
