@@ -46,6 +46,20 @@ public enum GGUFQuantizer {
         try GGUFWriter.write(to: path, metadata: metadata, tensors: tensors) { i, bytes in
             tensorStart = Date()
             let entry = plan.entries[i]
+            func report() {
+                progress(TensorReport(index: i, total: tensors.count, name: entry.tensor.name, shape: entry.tensor.dims.reversed(),
+                                      from: entry.tensor.storedType, to: entry.type, quantized: entry.quantized && entry.type != entry.tensor.storedType,
+                                      fellBackFrom: entry.fellBackFrom, bytes: bytes.count, seconds: Date().timeIntervalSince(tensorStart)))
+            }
+            // Already in the target type (a GGUF tensor, a GPTQ/AWQ projection): its blocks as they are.
+            if entry.type == entry.tensor.storedType, let stored = try entry.tensor.stored?() {
+                guard stored.byteCount == bytes.count else {
+                    throw ModelError.weights("\(entry.tensor.name): \(stored.byteCount) stored bytes for \(bytes.count)")
+                }
+                bytes.baseAddress!.copyMemory(from: stored.bytes, byteCount: bytes.count)
+                report()
+                return
+            }
             let values = try entry.tensor.values()
             guard values.count == entry.tensor.count else {
                 throw ModelError.weights("\(entry.tensor.name): \(values.count) values for dims \(entry.tensor.dims)")
@@ -57,9 +71,7 @@ public enum GGUFQuantizer {
             }
             let cols = entry.tensor.dims[0]
             quantizeRows(entry.type, data, bytes.baseAddress!, rows: values.count / cols, cols: cols)
-            progress(TensorReport(index: i, total: tensors.count, name: entry.tensor.name, shape: entry.tensor.dims.reversed(),
-                                  from: entry.tensor.storedType, to: entry.type, quantized: entry.quantized,
-                                  fellBackFrom: entry.fellBackFrom, bytes: bytes.count, seconds: Date().timeIntervalSince(tensorStart)))
+            report()
         }
         var counts: [GGMLType: Int] = [:]
         for t in tensors { counts[t.type, default: 0] += 1 }

@@ -60,14 +60,26 @@ open class DecoderModel: Module, TrainableModel {
 
     /// The residual stream after the last layer, before the final norm: (N, C).
     func hidden(_ ids: [Int32], _ pass: ForwardPass) -> Tensor {
-        var x = embedTokens(ids, shape: nil)                                    // (N, C)
-        if let s = spec.embeddingScale { x = x * s }
-        if let table = embedPositions { x = x + table(pass.positions.map { Int32($0) }, shape: nil) }   // (N, C)
-        x = embeddingDropout(x)
+        var x = embeddingDropout(embed(ids, pass))                             // (N, C)
         for (i, layer) in layers.enumerated() {                                 // (N, C)
             x = checkpointActivations && Autograd.isEnabled ? recomputed(layer, x) { layer($0, pass, index: i) } : layer(x, pass, index: i)
         }
         return x
+    }
+
+    /// Token embeddings (scaled) plus position embeddings: the stream entering layer 0, (N, C).
+    func embed(_ ids: [Int32], _ pass: ForwardPass) -> Tensor {
+        var x = embedTokens(ids, shape: nil)                                    // (N, C)
+        if let s = spec.embeddingScale { x = x * s }
+        if let table = embedPositions { x = x + table(pass.positions.map { Int32($0) }, shape: nil) }   // (N, C)
+        return x
+    }
+
+    /// The stream entering layer 0 for `batch` sequences of `length` tokens, each from position 0:
+    /// (B, T, C). With `layers[i](x)` (B, T, C) → (B, T, C) the model runs one layer at a time
+    /// (quantization's calibration does).
+    public func embedded(_ ids: [Int32], batch: Int, length: Int) -> Tensor {
+        embed(ids, .rectangular(batch: batch, length: length)).reshaped(batch, length, spec.embedding)
     }
 
     /// `f(x)` run without recording; its backward runs `f` again with recording, on the same

@@ -13,9 +13,14 @@ public struct GGUFSourceTensor {
     public let storedType: GGMLType
     /// The values, `dims.product` Float32 in ggml order (rows of dims[0]).
     public let values: () throws -> Tensor
+    /// The tensor's own blocks in `storedType`, when it is held in blocks (a GGUF file's tensor, a
+    /// quantized projection): written as they are when the target type is the stored one, as
+    /// llama-quantize does.
+    public let stored: (() throws -> QuantizedMatrix)?
 
-    public init(name: String, dims: [Int], storedType: GGMLType = .f32, values: @escaping () throws -> Tensor) {
-        self.name = name; self.dims = dims; self.storedType = storedType; self.values = values
+    public init(name: String, dims: [Int], storedType: GGMLType = .f32, values: @escaping () throws -> Tensor,
+                stored: (() throws -> QuantizedMatrix)? = nil) {
+        self.name = name; self.dims = dims; self.storedType = storedType; self.values = values; self.stored = stored
     }
 
     public var count: Int { dims.reduce(1, *) }
@@ -35,6 +40,22 @@ public struct GGUFSource {
     public var metadata: [(key: String, value: GGUFValue)]
     public var tensors: [GGUFSourceTensor]
 
+    /// The GGUF tensor that holds projection `role` of layer `layer` in this architecture (GPT-2's
+    /// q, k and v share attn_qkv).
+    public func tensorName(layer: Int, role: DecoderWeight) -> String? {
+        let p = "blk.\(layer)."
+        if architecture == "gpt2" {
+            switch role {
+            case .q, .k, .v: return p + "attn_qkv.weight"
+            case .o: return p + "attn_output.weight"
+            case .up: return p + "ffn_up.weight"
+            case .down: return p + "ffn_down.weight"
+            default: return nil
+            }
+        }
+        return ggufNames[role].map { p + $0 }
+    }
+
     /// A GGUF file's tensors and metadata (to requantize it): every tensor dequantized to Float32
     /// when it is needed, exactly as ggml dequantizes it.
     public init(file: GGUFFile) throws(ModelError) {
@@ -49,7 +70,8 @@ public struct GGUFSource {
                 throw .file(file.path, "tensor \(info.name) has type \(info.typeName), which cannot be read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K…Q6_K can)")
             }
             let name = info.name
-            tensors.append(GGUFSourceTensor(name: name, dims: info.dims, storedType: type) { try file.matrix(name).dequantized() })
+            tensors.append(GGUFSourceTensor(name: name, dims: info.dims, storedType: type, values: { try file.matrix(name).dequantized() },
+                                            stored: { try file.matrix(name) }))
         }
     }
 
@@ -91,9 +113,13 @@ public struct GGUFSource {
             let a = layer.attention
             out += try GGUFSourceTensor.norm(p + "attn_norm", layer.attentionNorm, bias: true)
             let parts = [a.q, a.k, a.v]
-            out.append(GGUFSourceTensor(name: p + "attn_qkv.weight", dims: [c.embedding, 3 * c.embedding]) {
-                Tensor.concat(try parts.map { try floatWeight($0, name: p + "attn_qkv").weight }, axis: 0)
-            })
+            // Quantized q, k and v of one type (after GPTQ) keep their blocks, stacked.
+            let blocks = parts.compactMap { ($0 as? QuantizedLinear)?.weight }
+            let sameType = blocks.count == 3 && blocks.allSatisfy { $0.type == blocks[0].type }
+            out.append(GGUFSourceTensor(name: p + "attn_qkv.weight", dims: [c.embedding, 3 * c.embedding],
+                                        storedType: sameType ? blocks[0].type : .f32,
+                                        values: { Tensor.concat(try parts.map { try floatWeight($0, name: p + "attn_qkv").weight }, axis: 0) },
+                                        stored: sameType ? { QuantizedMatrix.stacking(blocks) } : nil))
             out.append(GGUFSourceTensor(name: p + "attn_qkv.bias", dims: [3 * c.embedding]) {
                 Tensor.concat(try parts.map { try floatWeight($0, name: p + "attn_qkv").bias ?? Tensor(zeros: [$0.outFeatures]) }, axis: 0)
             })
@@ -211,7 +237,8 @@ extension GGUFSourceTensor {
         case let e as Embedding:
             return GGUFSourceTensor(name: name, dims: [e.weight.shape[1], e.weight.shape[0]]) { e.weight }
         case let q as QuantizedEmbedding:
-            return GGUFSourceTensor(name: name, dims: [q.weight.cols, q.weight.rows], storedType: q.weight.type) { q.weight.dequantized() }
+            return GGUFSourceTensor(name: name, dims: [q.weight.cols, q.weight.rows], storedType: q.weight.type,
+                                    values: { q.weight.dequantized() }, stored: { q.weight })
         default:
             throw ModelError.weights("GGUF export: \(name) is a \(type(of: table)), not a weight table")
         }
@@ -222,10 +249,14 @@ extension GGUFSourceTensor {
     /// within each of `ropeHeads` heads from HF's halves to adjacent pairs.
     static func linear(_ name: String, _ layer: any LinearLayer, bias: Bool, ropeHeads: Int? = nil) throws -> [GGUFSourceTensor] {
         let (rows, cols) = (layer.outFeatures, layer.inFeatures)
-        var out = [GGUFSourceTensor(name: name + ".weight", dims: [cols, rows], storedType: storedType(layer)) {
+        var stored: (() throws -> QuantizedMatrix)? = nil
+        if let q = layer as? QuantizedLinear {
+            stored = { ropeHeads.map { q.weight.gatheringRows(adjacentPairOrder(rows: rows, heads: $0)) } ?? q.weight }
+        }
+        var out = [GGUFSourceTensor(name: name + ".weight", dims: [cols, rows], storedType: storedType(layer), values: {
             let w = try floatWeight(layer, name: name).weight
             return ropeHeads.map { adjacentPairs(w, heads: $0) } ?? w
-        }]
+        }, stored: stored)]
         if bias {
             out.append(GGUFSourceTensor(name: name + ".bias", dims: [rows]) { try floatWeight(layer, name: name).bias ?? Tensor(zeros: [rows]) })
         }
@@ -254,16 +285,23 @@ extension GGUFSourceTensor {
     /// (per head: row 2i + j holds HF row j·D/2 + i).
     static func adjacentPairs(_ w: Tensor, heads: Int) -> Tensor {
         let (rows, cols) = (w.shape[0], w.shape[1])
-        let d = rows / heads, half = d / 2
         let out = Tensor(zeros: [rows, cols])
-        for h in 0..<heads {
-            for i in 0..<half {
-                for j in 0..<2 {
-                    (out.data + (h * d + 2 * i + j) * cols).update(from: w.data + (h * d + j * half + i) * cols, count: cols)
-                }
-            }
+        for (to, from) in adjacentPairOrder(rows: rows, heads: heads).enumerated() {
+            (out.data + to * cols).update(from: w.data + from * cols, count: cols)
         }
         return out
+    }
+
+    /// For each GGUF row, the HF row it holds: per head of D rows, row 2i + j ← row j·D/2 + i.
+    static func adjacentPairOrder(rows: Int, heads: Int) -> [Int] {
+        let d = rows / heads, half = d / 2
+        var order = [Int](repeating: 0, count: rows)
+        for h in 0..<heads {
+            for i in 0..<half {
+                for j in 0..<2 { order[h * d + 2 * i + j] = h * d + j * half + i }
+            }
+        }
+        return order
     }
 }
 

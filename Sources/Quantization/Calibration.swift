@@ -1,0 +1,141 @@
+import Foundation
+import Models
+import NN
+import Tensors
+
+/// XᵀX of everything a projection (or several sharing one input) received, summed in Double
+/// over the calibration rows.
+final class InputStatistics {
+    let width: Int
+    private(set) var gram: [Double]
+    private(set) var samples = 0
+    private var last: ObjectIdentifier? = nil
+
+    init(width: Int) {
+        self.width = width
+        gram = [Double](repeating: 0, count: width * width)
+    }
+
+    /// Adds x (..., width); the same tensor handed in again (q, k and v share theirs) counts once.
+    func add(_ x: Tensor) {
+        let id = ObjectIdentifier(x)
+        if id == last { return }
+        last = id
+        let n = x.count / width
+        let product = Tensor.zeros([width, width])
+        // (width, width) = xᵀ (width, n) · x (n, width)
+        BLAS.sgemm(transposeA: true, transposeB: false, m: width, n: width, k: n, x.data, lda: width, x.data, ldb: width,
+                   beta: 0, product.data, ldc: width)
+        let p = product.data
+        for i in 0..<(width * width) { gram[i] += Double(p[i]) }
+        samples += n
+    }
+
+    /// A new tensor begins: forget which tensor was seen last.
+    func reset() { last = nil }
+}
+
+/// A projection that records its inputs' statistics, then computes as the projection it wraps.
+final class RecordingLinear: Module, LinearLayer {
+    let inner: any LinearLayer
+    let statistics: InputStatistics
+    init(_ inner: any LinearLayer, _ statistics: InputStatistics) { self.inner = inner; self.statistics = statistics }
+    var inFeatures: Int { inner.inFeatures }
+    var outFeatures: Int { inner.outFeatures }
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        statistics.add(x)
+        return inner(x)
+    }
+    func inputGradient(_ g: Tensor) -> Tensor { inner.inputGradient(g) }
+}
+
+/// GPTQ over a whole model, layer by layer (as the GPTQ paper does): the calibration sequences
+/// go through the layers already quantized; in each layer the inputs of every projection are
+/// recorded (q, k and v share one input and one Hessian, gate and up another), each projection
+/// is rounded by GPTQ to the type the plan gives its tensor, and the layer's quantized output
+/// becomes the next layer's input. The projections become `QuantizedLinear`s of those blocks,
+/// which the GGUF writer then copies as they are. The token table and the output head are left
+/// to round-to-nearest.
+///
+/// Status (measured 2026-12-02, not yet offered by `llm quantize`): every projection's own GPTQ
+/// loss on the calibration inputs falls to 0.03–0.6 of round-to-nearest's and most layers'
+/// outputs get closer to the float layer's, yet SmolLM2-135M as a whole comes out worse than
+/// with round-to-nearest (Q4_0 weights, Q8_0 head: perplexity 15.34 vs 14.01 on held-out text,
+/// 8192 calibration tokens; our 2.6 M GPT: 177.96 vs 178.04, F32 177.31). Why is open.
+public enum ModelGPTQ {
+    public struct LayerReport: Sendable {
+        public let layer: Int, layers: Int
+        public let seconds: Double
+    }
+
+    /// `typeOf(layer, role)`: the block type the plan gives that projection (nil: leave it).
+    public static func quantize(_ model: DecoderModel, calibration: [[Int32]], typeOf: (Int, DecoderWeight) -> GGMLType?,
+                                damping: Double = 0.01, sequencesPerPass: Int = 8,
+                                progress: (LayerReport) -> Void = { _ in }) throws {
+        guard let length = calibration.first?.count, length > 0, calibration.allSatisfy({ $0.count == length }) else {
+            throw ModelError.input("GPTQ: the calibration sequences must be non-empty and of one length")
+        }
+        model.eval()
+        // The stream entering layer 0, per pass of `sequencesPerPass` sequences: (B, T, C) each.
+        var streams: [Tensor] = []
+        withNoGrad {
+            for start in stride(from: 0, to: calibration.count, by: sequencesPerPass) {
+                let batch = Array(calibration[start..<min(start + sequencesPerPass, calibration.count)])
+                streams.append(model.embedded(batch.flatMap { $0 }, batch: batch.count, length: length))
+            }
+        }
+        for (i, layer) in model.layers.enumerated() {
+            let started = Date()
+            let roles = DecoderWeight.allCases.filter { layer.projection($0) != nil && typeOf(i, $0) != nil }
+            // One statistics object per distinct input: q/k/v share, gate/up share.
+            var shared: [String: InputStatistics] = [:]
+            var originals: [DecoderWeight: any LinearLayer] = [:]
+            for role in roles {
+                let p = layer.projection(role)!
+                let key = [.q, .k, .v].contains(role) ? "qkv" : [.gate, .up].contains(role) ? "gateup" : role.rawValue
+                let stats = shared[key] ?? InputStatistics(width: p.inFeatures)
+                shared[key] = stats
+                originals[role] = p
+                layer.setProjection(role, RecordingLinear(p, stats))
+            }
+            withNoGrad {
+                for x in streams {
+                    _ = layer(x)
+                    for s in shared.values { s.reset() }
+                }
+            }
+            for role in roles {
+                let original = originals[role]!
+                let stats = (layer.projection(role) as! RecordingLinear).statistics
+                let (weight, bias) = try floatProjection(original, layer: i, role: role)
+                let type = typeOf(i, role)!
+                let q = GPTQ.quantize(weight, hessian: stats.gram, samples: stats.samples, as: type, damping: damping)
+                layer.setProjection(role, QuantizedLinear(q, bias: bias, roundActivations: false))
+            }
+            withNoGrad { streams = streams.map { layer($0) } }
+            progress(LayerReport(layer: i, layers: model.layers.count, seconds: Date().timeIntervalSince(started)))
+        }
+    }
+
+    static func floatProjection(_ p: any LinearLayer, layer: Int, role: DecoderWeight) throws -> (Tensor, Tensor?) {
+        switch p {
+        case let l as Linear: return (l.weight, l.bias)
+        case let q as QuantizedLinear: return (q.weight.dequantized(), q.bias)
+        default: throw ModelError.weights("GPTQ: layer \(layer)'s \(role.rawValue) is a \(type(of: p)) (merge adapters first)")
+        }
+    }
+}
+
+/// Calibration sequences from a text: tokenized, cut into `count` windows of `length` tokens
+/// (as many as the text has, up to `tokens` in all), each starting with `bos` when there is one.
+public func calibrationSequences(_ ids: [Int32], length: Int, tokens: Int, bos: Int32?) -> [[Int32]] {
+    let body = length - (bos == nil ? 0 : 1)
+    guard body > 0 else { return [] }
+    var out: [[Int32]] = []
+    var start = 0
+    while start + body <= ids.count && (out.count + 1) * length <= max(tokens, length) {
+        out.append((bos.map { [$0] } ?? []) + Array(ids[start..<(start + body)]))
+        start += body
+    }
+    return out
+}
