@@ -16,11 +16,6 @@ import Tensors
 /// round-to-nearest quantizer on the current, error-updated weights; the values of that block are
 /// then put on that grid column by column. So GPTQ decides the levels, ggml's rules the scales.
 public enum GPTQ {
-    public struct Statistics: Sendable {
-        /// ‖W − Ŵ‖ weighted by H: tr((W − Ŵ) H (W − Ŵ)ᵀ) / rows, GPTQ's own loss.
-        public let loss: Double
-    }
-
     /// `hessian`: XᵀX summed over `samples` input rows (cols × cols, symmetric).
     public static func quantize(_ weight: Tensor, hessian: [Double], samples: Int, as type: GGMLType,
                                 damping: Double = 0.01, blockColumns: Int = 128) -> QuantizedMatrix {
@@ -37,7 +32,15 @@ public enum GPTQ {
         for j in 0..<cols { mean += h[j * cols + j] }
         let lambda = damping * mean / Double(cols)
         for j in 0..<cols { h[j * cols + j] += lambda }
-        let u = inverseCholeskyUpper(h, cols).map { Float($0) }      // H⁻¹ = UᵀU, U upper (cols, cols)
+        // H⁻¹ = UᵀU, U upper (cols, cols); if rounding left H not quite positive definite, more damping.
+        var factor = BLAS.inverseCholeskyUpper(h, cols)
+        var extra = lambda
+        while factor == nil {
+            for j in 0..<cols { h[j * cols + j] += extra }
+            extra *= 10
+            factor = BLAS.inverseCholeskyUpper(h, cols)
+        }
+        let u = factor!.map { Float($0) }
 
         let step = max(blockColumns, type.blockSize) / type.blockSize * type.blockSize
         let typeBlock = type.blockSize, blockBytes = type.blockBytes, rowBytes = type.byteCount(cols)
@@ -75,63 +78,5 @@ public enum GPTQ {
                 }
             }
         }
-    }
-
-    /// The upper Cholesky factor U of A⁻¹ (A⁻¹ = UᵀU) for a symmetric positive definite A (n, n):
-    /// A = LLᵀ, A⁻¹ = L⁻ᵀL⁻¹, then U = (the lower factor of A⁻¹)ᵀ. In Double.
-    static func inverseCholeskyUpper(_ a: [Double], _ n: Int) -> [Double] {
-        let l = cholesky(a, n)
-        // L⁻¹ by forward substitution, column by column (lower triangular).
-        var li = [Double](repeating: 0, count: n * n)
-        for c in 0..<n {
-            li[c * n + c] = 1 / l[c * n + c]
-            for r in (c + 1)..<max(c + 1, n) {
-                var s = 0.0
-                for k in c..<r { s += l[r * n + k] * li[k * n + c] }
-                li[r * n + c] = -s / l[r * n + r]
-            }
-        }
-        // A⁻¹ = L⁻ᵀ L⁻¹: (i, j) = Σ_k≥max(i,j) li[k, i]·li[k, j].
-        var inv = [Double](repeating: 0, count: n * n)
-        li.withUnsafeBufferPointer { lp in
-            inv.withUnsafeMutableBufferPointer { ip in
-                Parallel.forEachChunk(n, grain: 16) { rs in
-                    for i in rs {
-                        for j in i..<n {
-                            var s = 0.0
-                            for k in j..<n { s += lp[k * n + i] * lp[k * n + j] }
-                            ip[i * n + j] = s
-                            ip[j * n + i] = s
-                        }
-                    }
-                }
-            }
-        }
-        let lower = cholesky(inv, n)
-        var upper = [Double](repeating: 0, count: n * n)
-        for r in 0..<n { for c in 0...r { upper[c * n + r] = lower[r * n + c] } }
-        return upper
-    }
-
-    /// The lower Cholesky factor of a symmetric positive definite matrix (n, n), row-major.
-    static func cholesky(_ a: [Double], _ n: Int) -> [Double] {
-        var l = [Double](repeating: 0, count: n * n)
-        for j in 0..<n {
-            var d = a[j * n + j]
-            for k in 0..<j { d -= l[j * n + k] * l[j * n + k] }
-            let root = (max(d, 1e-12)).squareRoot()
-            l[j * n + j] = root
-            l.withUnsafeMutableBufferPointer { lp in
-                Parallel.forEachChunk(n - j - 1, grain: 64) { rs in
-                    for i in rs {
-                        let r = j + 1 + i
-                        var s = a[r * n + j]
-                        for k in 0..<j { s -= lp[r * n + k] * lp[j * n + k] }
-                        lp[r * n + j] = s / root
-                    }
-                }
-            }
-        }
-        return l
     }
 }

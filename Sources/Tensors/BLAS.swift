@@ -106,3 +106,35 @@ public enum BLAS {
     #endif
 }
 
+
+extension BLAS {
+    /// For a symmetric positive definite A (n, n, row-major, Double): the upper triangular U with
+    /// A⁻¹ = UᵀU, through LAPACK (dpotrf, dpotri, dpotrf). Nil when A is not positive definite.
+    /// (Row-major A read as column-major is A itself; LAPACK's column-major lower factor L of a
+    /// matrix, read row-major, is Lᵀ — the upper factor wanted here.)
+    public static func inverseCholeskyUpper(_ a: [Double], _ n: Int) -> [Double]? {
+        var m = a
+        var size = Int32(n), lda = Int32(max(n, 1)), info: Int32 = 0
+        var lower: CChar = 76   // "L"
+        potrf(&lower, &size, &m, &lda, &info)
+        guard info == 0 else { return nil }
+        potri(&lower, &size, &m, &lda, &info)
+        guard info == 0 else { return nil }
+        // The inverse is in the row-major upper triangle; mirror it.
+        for i in 0..<n { for j in 0..<i { m[i * n + j] = m[j * n + i] } }
+        potrf(&lower, &size, &m, &lda, &info)
+        guard info == 0 else { return nil }
+        for i in 0..<n { for j in 0..<i { m[i * n + j] = 0 } }
+        return m
+    }
+
+    private static func potrf(_ uplo: UnsafeMutablePointer<CChar>, _ n: UnsafeMutablePointer<Int32>, _ a: UnsafeMutablePointer<Double>,
+                              _ lda: UnsafeMutablePointer<Int32>, _ info: UnsafeMutablePointer<Int32>) {
+        dpotrf_(uplo, n, a, lda, info)
+    }
+
+    private static func potri(_ uplo: UnsafeMutablePointer<CChar>, _ n: UnsafeMutablePointer<Int32>, _ a: UnsafeMutablePointer<Double>,
+                              _ lda: UnsafeMutablePointer<Int32>, _ info: UnsafeMutablePointer<Int32>) {
+        dpotri_(uplo, n, a, lda, info)
+    }
+}

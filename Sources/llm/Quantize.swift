@@ -4,6 +4,7 @@ import Inference
 import Models
 import Quantization
 import Tensors
+import Training
 
 /// `llm quantize`: a model to a GGUF file with quantized weights, which we and llama.cpp run.
 struct Quantize: ParsableCommand {
@@ -20,8 +21,12 @@ struct Quantize: ParsableCommand {
     @Option(help: "A GGUF file, a Hugging Face GPT-2 or Llama folder, or one of our training runs.") var model: String
     @Option(help: ArgumentHelp("The weight type or mix.", valueName: "type")) var type: String
     @Option(help: ArgumentHelp("The GGUF file to write.", valueName: "file.gguf")) var output: String
-    @Option(help: ArgumentHelp("How values are rounded: rtn (round to nearest, as ggml's reference quantizers).", valueName: "rtn"))
+    @Option(help: ArgumentHelp("How values are rounded: rtn (round to nearest, as ggml's reference quantizers) or gptq (error-compensating, on --calibration text).", valueName: "rtn|gptq"))
     var method: String = "rtn"
+    @Option(help: ArgumentHelp("Calibration text (UTF-8) for --method gptq.", valueName: "file")) var calibration: String?
+    @Option(help: ArgumentHelp("Calibration tokens to use at most.", valueName: "n")) var calibrationTokens: Int = 65536
+    @Option(help: ArgumentHelp("Tokens per calibration sequence (default: 512, or the model's context if smaller).", valueName: "n"))
+    var calibrationLength: Int?
     @Option(help: ArgumentHelp("Type of the output head (and of the token table when it is tied to it), default: by --type.", valueName: "type"))
     var outputType: String?
     @Option(help: "Tokenizer (default: the model's own).") var tokenizer: String?
@@ -36,7 +41,18 @@ struct Quantize: ParsableCommand {
         if let outputType, QuantizationScheme.weightType(named: outputType) == nil {
             throw CLIError("--output-type \(outputType) is not a type we write; choose one of: \(QuantizationScheme.names.filter { !$0.hasSuffix("_m") }.joined(separator: ", "))")
         }
-        guard method == "rtn" else { throw CLIError("--method \(method) is not available; choose rtn (round to nearest)") }
+        guard ["rtn", "gptq"].contains(method) else { throw CLIError("--method \(method) is not available; choose rtn (round to nearest) or gptq") }
+        if method == "gptq" {
+            guard let calibration else { throw CLIError("--method gptq needs --calibration FILE (a text to run the model on)") }
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: calibration, isDirectory: &isDir), !isDir.boolValue else {
+                throw CLIError("--calibration \(calibration): no such file")
+            }
+        } else if calibration != nil {
+            throw CLIError("--calibration is only used by --method gptq")
+        }
+        guard calibrationTokens > 0 else { throw CLIError("--calibration-tokens must be positive, got \(calibrationTokens)") }
+        if let calibrationLength, calibrationLength < 2 { throw CLIError("--calibration-length must be at least 2, got \(calibrationLength)") }
         guard output.lowercased().hasSuffix(".gguf") else { throw CLIError("--output \(output): the file name must end in .gguf") }
         let folder = (output as NSString).deletingLastPathComponent
         var isDir: ObjCBool = false
@@ -58,7 +74,10 @@ struct Quantize: ParsableCommand {
         let outputType = self.outputType.flatMap(QuantizationScheme.weightType(named:))
         let source: GGUFSource
         var isDir: ObjCBool = false
-        if model.lowercased().hasSuffix(".gguf"), FileManager.default.fileExists(atPath: model, isDirectory: &isDir), !isDir.boolValue {
+        let isGGUF = model.lowercased().hasSuffix(".gguf") && FileManager.default.fileExists(atPath: model, isDirectory: &isDir) && !isDir.boolValue
+        if method == "gptq" {
+            source = try gptqSource(scheme: scheme, outputType: outputType, isGGUF: isGGUF)
+        } else if isGGUF {
             guard loading.adapter == nil else { throw CLIError("--adapter: merge the adapter first (llm merge), then quantize the merged model") }
             source = try GGUFSource(file: GGUFFile(path: model))
         } else {
@@ -80,6 +99,36 @@ struct Quantize: ParsableCommand {
         print(String(format: "wrote %@: %.2f MiB of tensors (%.2f bits per weight over %d parameters), %d tensors (%@), %.2f s",
                      output as NSString, Double(summary.bytes) / 1_048_576, summary.bitsPerWeight, summary.parameters, summary.tensors,
                      types as NSString, summary.seconds))
+    }
+
+    /// GPTQ: the model loaded with float weights, its projections rounded layer by layer on the
+    /// calibration text to the types the plan gives their tensors, then exported (those blocks kept).
+    func gptqSource(scheme: QuantizationScheme, outputType: GGMLType?, isGGUF: Bool) throws -> GGUFSource {
+        let loaded = try LoadedModel.load(model, tokenizer: tokenizer, adapter: loading.adapter, arithmetic: .float32)
+        guard let decoder = loaded.model as? DecoderModel else { throw CLIError("--model \(model): \(loaded.summary) cannot be written as GGUF") }
+        if loading.adapter != nil { decoder.mergeAdapters() }
+        let name = ((model as NSString).standardizingPath as NSString).lastPathComponent
+        let template = isGGUF ? try GGUFFile(path: model)["tokenizer.chat_template"]?.string : chatTemplate(model)
+        func export() throws -> GGUFSource {
+            try GGUFSource(model: decoder, name: name, tokenizer: loaded.tokenizer, bos: loaded.bos, eos: loaded.eos, chatTemplate: template)
+        }
+        let before = try export()
+        var types: [String: GGMLType] = [:]
+        for e in TensorTypePlan(before, scheme: scheme, outputType: outputType).entries where e.quantized && e.type.blockSize > 1 {
+            types[e.tensor.name] = e.type
+        }
+        let file = calibration!
+        let ids = try loaded.encodePlain(try utf8Text(readFile(file), source: file))
+        let length = min(calibrationLength ?? 512, decoder.contextLength)
+        let sequences = calibrationSequences(ids, length: length, tokens: calibrationTokens, bos: loaded.bos)
+        guard !sequences.isEmpty else { throw CLIError("--calibration \(file): \(ids.count) tokens is less than one sequence of \(length)") }
+        print("GPTQ on \(sequences.count) sequences of \(length) tokens from \(file)")
+        try ModelGPTQ.quantize(decoder, calibration: sequences, typeOf: { layer, role in
+            before.tensorName(layer: layer, role: role).flatMap { types[$0] }
+        }) { r in
+            print(String(format: "[GPTQ layer %d/%d] %.1f s", r.layer + 1, r.layers, r.seconds))
+        }
+        return try export()
     }
 
     /// The Jinja chat template of a Hugging Face folder (tokenizer_config.json), if it has one.
