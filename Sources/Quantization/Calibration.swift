@@ -128,7 +128,7 @@ public enum ModelGPTQ {
                 let stats = (layer.projection(role) as! RecordingLinear).statistics
                 let (weight, bias) = try floatProjection(original, layer: i, role: role)
                 let type = typeOf(i, role)!
-                let q = GPTQ.quantize(weight, hessian: stats.gram, samples: stats.samples, as: type, damping: damping)
+                let q = try GPTQ.quantize(weight, hessian: stats.gram, samples: stats.samples, as: type, damping: damping)
                 layer.setProjection(role, QuantizedLinear(q, bias: bias, roundActivations: false))
             }
             withNoGrad { streams = streams.map { layer($0) } }

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Tensors
 
 /// GPTQ (Frantar et al., 2022): rounding a weight matrix W (rows, cols) so that the layer's
@@ -18,7 +19,7 @@ import Tensors
 public enum GPTQ {
     /// `hessian`: XᵀX summed over `samples` input rows (cols × cols, symmetric).
     public static func quantize(_ weight: Tensor, hessian: [Double], samples: Int, as type: GGMLType,
-                                damping: Double = 0.01, blockColumns: Int = 128) -> QuantizedMatrix {
+                                damping: Double = 0.01, blockColumns: Int = 128) throws -> QuantizedMatrix {
         let (rows, cols) = (weight.shape[0], weight.shape[1])
         precondition(hessian.count == cols * cols, "GPTQ: the Hessian is \(hessian.count) values for \(cols) columns")
         precondition(type.blockSize > 1 && cols % type.blockSize == 0, "GPTQ: \(type.name) blocks do not fit \(cols) columns")
@@ -34,13 +35,16 @@ public enum GPTQ {
         for j in 0..<cols { h[j * cols + j] += lambda }
         // H⁻¹ = UᵀU, U upper (cols, cols); if rounding left H not quite positive definite, more damping.
         var factor = BLAS.inverseCholeskyUpper(h, cols)
-        var extra = lambda
-        while factor == nil {
+        var extra = max(lambda, 1e-8)
+        for _ in 0..<8 where factor == nil {
             for j in 0..<cols { h[j * cols + j] += extra }
             extra *= 10
             factor = BLAS.inverseCholeskyUpper(h, cols)
         }
-        let u = factor!.map { Float($0) }
+        guard let factor else {
+            throw ModelError.weights("GPTQ: the Hessian of a (\(rows), \(cols)) weight is not positive definite even after damping (are the calibration activations finite?)")
+        }
+        let u = factor.map { Float($0) }
 
         let step = max(blockColumns, type.blockSize) / type.blockSize * type.blockSize
         let typeBlock = type.blockSize, blockBytes = type.blockBytes, rowBytes = type.byteCount(cols)
