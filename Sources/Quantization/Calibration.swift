@@ -126,21 +126,13 @@ public enum ModelGPTQ {
             for role in roles {
                 let original = originals[role]!
                 let stats = (layer.projection(role) as! RecordingLinear).statistics
-                let (weight, bias) = try floatProjection(original, layer: i, role: role)
+                let (weight, bias) = try floatWeight(original, name: "GPTQ: layer \(i)'s \(role.rawValue)")
                 let type = typeOf(i, role)!
                 let q = try GPTQ.quantize(weight, hessian: stats.gram, samples: stats.samples, as: type, damping: damping)
                 layer.setProjection(role, QuantizedLinear(q, bias: bias, roundActivations: false))
             }
             withNoGrad { streams = streams.map { layer($0) } }
             progress(LayerReport(layer: i, layers: model.layers.count, seconds: Date().timeIntervalSince(started)))
-        }
-    }
-
-    static func floatProjection(_ p: any LinearLayer, layer: Int, role: DecoderWeight) throws -> (Tensor, Tensor?) {
-        switch p {
-        case let l as Linear: return (l.weight, l.bias)
-        case let q as QuantizedLinear: return (q.weight.dequantized(), q.bias)
-        default: throw ModelError.weights("GPTQ: layer \(layer)'s \(role.rawValue) is a \(type(of: p)) (merge adapters first)")
         }
     }
 }

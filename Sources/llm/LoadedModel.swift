@@ -22,12 +22,14 @@ struct ModelLoading: ParsableArguments {
     }
 
     /// Loads `--model PATH` (see `LoadedModel.load`).
-    func load(_ path: String, tokenizer explicit: String? = nil) throws -> LoadedModel {
+    /// `arithmetic` overrides --arithmetic (which is still checked).
+    func load(_ path: String, tokenizer explicit: String? = nil, arithmetic: GGUFModel.Arithmetic? = nil) throws -> LoadedModel {
         if let adapter {
             guard FileManager.default.fileExists(atPath: adapter + "/adapter_config.json") else {
                 throw CLIError("--adapter \(adapter): no adapter_config.json there (expected a LoRA fine-tuning run or a PEFT adapter folder)")
             }
         }
-        return try LoadedModel.load(path, tokenizer: explicit, adapter: adapter, arithmetic: value())
+        let chosen = try value()
+        return try LoadedModel.load(path, tokenizer: explicit, adapter: adapter, arithmetic: arithmetic ?? chosen)
     }
 }

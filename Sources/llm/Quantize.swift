@@ -81,12 +81,7 @@ struct Quantize: ParsableCommand {
             guard loading.adapter == nil else { throw CLIError("--adapter: merge the adapter first (llm merge), then quantize the merged model") }
             source = try GGUFSource(file: GGUFFile(path: model))
         } else {
-            let loaded = try loading.load(model, tokenizer: tokenizer)
-            guard let decoder = loaded.model as? DecoderModel else { throw CLIError("--model \(model): \(loaded.summary) cannot be written as GGUF") }
-            if loading.adapter != nil { decoder.mergeAdapters() }
-            let name = ((model as NSString).standardizingPath as NSString).lastPathComponent
-            source = try GGUFSource(model: decoder, name: name, tokenizer: loaded.tokenizer, bos: loaded.bos, eos: loaded.eos,
-                                    chatTemplate: chatTemplate(model))
+            source = try loadDecoder(isGGUF: false).export()
         }
         print("quantizing \(model) (\(source.architecture), \(source.tensors.count) tensors) to \(scheme) → \(output)")
         let summary = try GGUFQuantizer.write(source, scheme: scheme, outputType: outputType, to: output) { r in
@@ -104,14 +99,7 @@ struct Quantize: ParsableCommand {
     /// GPTQ: the model loaded with float weights, its projections rounded layer by layer on the
     /// calibration text to the types the plan gives their tensors, then exported (those blocks kept).
     func gptqSource(scheme: QuantizationScheme, outputType: GGMLType?, isGGUF: Bool) throws -> GGUFSource {
-        let loaded = try LoadedModel.load(model, tokenizer: tokenizer, adapter: loading.adapter, arithmetic: .float32)
-        guard let decoder = loaded.model as? DecoderModel else { throw CLIError("--model \(model): \(loaded.summary) cannot be written as GGUF") }
-        if loading.adapter != nil { decoder.mergeAdapters() }
-        let name = ((model as NSString).standardizingPath as NSString).lastPathComponent
-        let template = isGGUF ? try GGUFFile(path: model)["tokenizer.chat_template"]?.string : chatTemplate(model)
-        func export() throws -> GGUFSource {
-            try GGUFSource(model: decoder, name: name, tokenizer: loaded.tokenizer, bos: loaded.bos, eos: loaded.eos, chatTemplate: template)
-        }
+        let (loaded, decoder, export) = try loadDecoder(isGGUF: isGGUF)
         let before = try export()
         var types: [String: GGMLType] = [:]
         for e in TensorTypePlan(before, scheme: scheme, outputType: outputType).entries where e.quantized && e.type.blockSize > 1 {
@@ -129,6 +117,19 @@ struct Quantize: ParsableCommand {
             print(String(format: "[GPTQ layer %d/%d] %.1f s", r.layer + 1, r.layers, r.seconds))
         }
         return try export()
+    }
+
+    /// --model as a decoder with Float32 arithmetic (adapters merged), and its export as it stands
+    /// when called (with its tokenizer, and the chat template of its GGUF file or folder).
+    func loadDecoder(isGGUF: Bool) throws -> (LoadedModel, DecoderModel, export: () throws -> GGUFSource) {
+        let loaded = try loading.load(model, tokenizer: tokenizer, arithmetic: .float32)
+        guard let decoder = loaded.model as? DecoderModel else { throw CLIError("--model \(model): \(loaded.summary) cannot be written as GGUF") }
+        if loading.adapter != nil { decoder.mergeAdapters() }
+        let name = ((model as NSString).standardizingPath as NSString).lastPathComponent
+        let template = isGGUF ? try GGUFFile(path: model)["tokenizer.chat_template"]?.string : chatTemplate(model)
+        return (loaded, decoder, {
+            try GGUFSource(model: decoder, name: name, tokenizer: loaded.tokenizer, bos: loaded.bos, eos: loaded.eos, chatTemplate: template)
+        })
     }
 
     /// The Jinja chat template of a Hugging Face folder (tokenizer_config.json), if it has one.

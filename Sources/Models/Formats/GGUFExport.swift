@@ -118,10 +118,10 @@ public struct GGUFSource {
             let sameType = blocks.count == 3 && blocks.allSatisfy { $0.type == blocks[0].type }
             out.append(GGUFSourceTensor(name: p + "attn_qkv.weight", dims: [c.embedding, 3 * c.embedding],
                                         storedType: sameType ? blocks[0].type : .f32,
-                                        values: { Tensor.concat(try parts.map { try floatWeight($0, name: p + "attn_qkv").weight }, axis: 0) },
+                                        values: { Tensor.concat(try parts.map { try floatWeight($0, name: "GGUF export: " + p + "attn_qkv").weight }, axis: 0) },
                                         stored: sameType ? { QuantizedMatrix.stacking(blocks) } : nil))
             out.append(GGUFSourceTensor(name: p + "attn_qkv.bias", dims: [3 * c.embedding]) {
-                Tensor.concat(try parts.map { try floatWeight($0, name: p + "attn_qkv").bias ?? Tensor(zeros: [$0.outFeatures]) }, axis: 0)
+                Tensor.concat(try parts.map { try floatWeight($0, name: "GGUF export: " + p + "attn_qkv").bias ?? Tensor(zeros: [$0.outFeatures]) }, axis: 0)
             })
             out += try GGUFSourceTensor.linear(p + "attn_output", a.o, bias: true)
             out += try GGUFSourceTensor.norm(p + "ffn_norm", layer.mlpNorm, bias: true)
@@ -254,11 +254,11 @@ extension GGUFSourceTensor {
             stored = { ropeHeads.map { q.weight.gatheringRows(adjacentPairOrder(rows: rows, heads: $0)) } ?? q.weight }
         }
         var out = [GGUFSourceTensor(name: name + ".weight", dims: [cols, rows], storedType: storedType(layer), values: {
-            let w = try floatWeight(layer, name: name).weight
+            let w = try floatWeight(layer, name: "GGUF export: " + name).weight
             return ropeHeads.map { adjacentPairs(w, heads: $0) } ?? w
         }, stored: stored)]
         if bias {
-            out.append(GGUFSourceTensor(name: name + ".bias", dims: [rows]) { try floatWeight(layer, name: name).bias ?? Tensor(zeros: [rows]) })
+            out.append(GGUFSourceTensor(name: name + ".bias", dims: [rows]) { try floatWeight(layer, name: "GGUF export: " + name).bias ?? Tensor(zeros: [rows]) })
         }
         return out
     }
@@ -305,12 +305,12 @@ extension GGUFSourceTensor {
     }
 }
 
-/// A projection's float weight (out, in) and bias: a float `Linear` as it is, a quantized one
-/// dequantized. Adapters must be merged first.
-func floatWeight(_ layer: any LinearLayer, name: String) throws -> (weight: Tensor, bias: Tensor?) {
-    switch layer {
-    case let l as Linear: return (l.weight, l.bias)
-    case let q as QuantizedLinear: return (q.weight.dequantized(), q.bias)
-    default: throw ModelError.weights("GGUF export: \(name) is a \(type(of: layer)) (merge adapters into the weights first)")
+/// A projection's float weight (out, in) and bias (`floatLinear`: a quantized one dequantized).
+/// Adapters must be merged first: a `LoRALinear` (or anything else) is an error naming `name`.
+public func floatWeight(_ layer: any LinearLayer, name: String) throws -> (weight: Tensor, bias: Tensor?) {
+    guard layer is Linear || layer is QuantizedLinear else {
+        throw ModelError.weights("\(name) is a \(type(of: layer)) (merge adapters into the weights first)")
     }
+    let l = floatLinear(layer)
+    return (l.weight, l.bias)
 }

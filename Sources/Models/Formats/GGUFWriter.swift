@@ -50,14 +50,13 @@ public enum GGUFWriter {
             header.u32(value.ggufType)
             header.value(value)
         }
-        var offsets: [Int] = [], offset = 0
+        var offset = 0
         for t in tensors {
             header.string(t.name)
             header.u32(UInt32(t.dims.count))
             for d in t.dims { header.u64(UInt64(d)) }
             header.u32(t.type.rawValue)
             header.u64(UInt64(offset))
-            offsets.append(offset)
             offset = (offset + t.byteCount + alignment - 1) / alignment * alignment
         }
         header.pad(to: alignment)

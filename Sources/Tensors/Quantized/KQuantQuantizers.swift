@@ -23,15 +23,22 @@ func nearestInt(_ v: Float) -> Int32 {
 
 private let groupMaxEpsilon: Float = 1e-15
 
-/// The first of the `n` values with the largest magnitude, sign kept; nil when all are (nearly) zero.
+/// The first of the `n` values with the largest magnitude (sign kept) and that magnitude.
 @inline(__always)
-private func largestMagnitude(_ n: Int, _ x: UnsafePointer<Float>) -> Float? {
+private func signedLargest(_ n: Int, _ x: UnsafePointer<Float>) -> (value: Float, magnitude: Float) {
     var maxValue: Float = 0, amax: Float = 0
     for i in 0..<n {
         let ax = abs(x[i])
         if ax > amax { amax = ax; maxValue = x[i] }
     }
-    return amax < groupMaxEpsilon ? nil : maxValue
+    return (maxValue, amax)
+}
+
+/// The same value; nil when all are (nearly) zero.
+@inline(__always)
+private func largestMagnitude(_ n: Int, _ x: UnsafePointer<Float>) -> Float? {
+    let (value, magnitude) = signedLargest(n, x)
+    return magnitude < groupMaxEpsilon ? nil : value
 }
 
 /// The best symmetric scale for `n` values on the integer grid −nmax…nmax−1 (ggml's
@@ -175,7 +182,7 @@ func makeScaleMinQuants(_ n: Int, nmax: Int, _ x: UnsafePointer<Float>, _ weight
         return (0, -minValue)
     }
     let fmax = Float(nmax)
-    var iscale = fmax / (maxValue - minValue)
+    let iscale = fmax / (maxValue - minValue)
     var scale = 1 / iscale
     var bestError: Float = 0
     for i in 0..<n {
@@ -290,12 +297,10 @@ func quantizeQ3_K(_ x: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, blo
     var levels = [UInt8](repeating: 0, count: 256)
     for b in 0..<blocks {
         let v = x + b * 256, blk = dst + b * 110
-        var maxScale: Float = 0, amax: Float = 0
         for j in 0..<16 {
             scales[j] = signed.withUnsafeMutableBufferPointer { makeQ3Quants(16, nmax: 4, v + 16 * j, $0.baseAddress! + 16 * j) }
-            let s = abs(scales[j])
-            if s > amax { amax = s; maxScale = scales[j] }
         }
+        let maxScale = signedLargest(16, scales).value
         var packed = [UInt8](repeating: 0, count: 12)
         if maxScale != 0 {
             let iscale = -32 / maxScale
@@ -408,12 +413,10 @@ func quantizeQ6_K(_ x: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, blo
     var signed = [Int8](repeating: 0, count: 256), scales = [Float](repeating: 0, count: 16)
     for b in 0..<blocks {
         let v = x + b * 256, blk = dst + b * 210
-        var maxScale: Float = 0, maxAbsScale: Float = 0
         for j in 0..<16 {
             scales[j] = signed.withUnsafeMutableBufferPointer { makeSymmetricQuants(16, nmax: 32, v + 16 * j, $0.baseAddress! + 16 * j) }
-            let a = abs(scales[j])
-            if a > maxAbsScale { maxAbsScale = a; maxScale = scales[j] }
         }
+        let (maxScale, maxAbsScale) = signedLargest(16, scales)
         if maxAbsScale < groupMaxEpsilon {
             blk.initializeMemory(as: UInt8.self, repeating: 0, count: 210)
             continue
