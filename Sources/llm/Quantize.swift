@@ -9,13 +9,14 @@ import Training
 /// `llm quantize`: a model to a GGUF file with quantized weights, which we and llama.cpp run.
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a model as a GGUF file with quantized weights (ggml's round-to-nearest quantizers).",
+        abstract: "Write a model as a GGUF file with quantized weights (ggml's round-to-nearest quantizers, or GPTQ).",
         discussion: """
         Types: \(QuantizationScheme.names.joined(separator: " ")). A single type applies to every weight \
         matrix (llama-quantize --pure); q4_k_m and q5_k_m are llama.cpp's mixes (Q6_K for the output head and \
         for half of the value and MLP-down projections). Norms, biases and the position table stay as they are.
         Our GPT models are written as llama.cpp's gpt2 architecture, Llama models as llama; a GGUF file is \
-        requantized from its dequantized weights, metadata kept.
+        requantized from its dequantized weights, metadata kept. --method gptq rounds the projections layer by \
+        layer against the model's activations on --calibration text.
         """)
 
     @Option(help: "A GGUF file, a Hugging Face GPT-2 or Llama folder, or one of our training runs.") var model: String
