@@ -10,6 +10,9 @@
   4. llama.cpp runs our files: `llama-perplexity` on our q8_0, q4_0 and q4_k_m SmolLM2 files and on a
      q8_0 file of a GPT we trained (gpt2 architecture) agrees with `llm perplexity` on the same file
      (within 1 %).
+  5. The mean KL divergence of our q4_0 SmolLM2 file from the F32 one: `llm perplexity --kl-base`
+     against `llama-perplexity --kl-divergence` (which keeps the base's log-probabilities rounded to
+     16 bits, so the two differ a little; within 3 %).
 
 Prints one JSON object: {"rows": [[work, ours, reference, who], ...], "notes": [...]} for bench/run.py,
 or {"skipped": why}. Run alone for a readable report:
@@ -116,7 +119,7 @@ def main():
         path = os.path.join(WORK, f"ours-{t}.gguf")
         theirs, ours = llama_perplexity(path, 512), our_perplexity(path, 512)
         agreement.append((f"SmolLM2 {t}", ours, theirs))
-    if not os.path.exists(os.path.join(args.gpt_run, "config.json")):
+    if not os.path.exists(os.path.join(args.gpt_run, "checkpoint", "config.json")):
         run([args.llm, "train", "--data", os.path.join(cache, "corpus.txt"), "--tokenizer", "train", "--vocab-size", "4096",
              "--config", "small", "--context", "128", "--batch", "16", "--lr", "3e-3", "--steps", "300", "--eval-every", "300",
              "--sample-every", "1000", "--seed", "1", "--out", args.gpt_run])
@@ -131,6 +134,26 @@ def main():
     if worst > 0.01:
         print(json.dumps({"rows": rows, "notes": notes}))
         sys.exit(f"perplexity on our files differs from llama-perplexity's by {100 * worst:.2f} % (> 1 %)")
+
+    # KL divergence from the F32 model, ours vs llama-perplexity's, on our q4_0 file.
+    q4 = os.path.join(WORK, "ours-q4_0.gguf")
+    base_logits = os.path.join(WORK, "kl-base-f32.bin")
+    common = ["-f", args.text, "-c", "512", "-t", T, "--chunks", str(args.chunks), "--kl-divergence-base", base_logits]
+    run([os.path.join(BIN, "llama-perplexity"), "-m", f32] + common)
+    out = run([os.path.join(BIN, "llama-perplexity"), "-m", q4, "--kl-divergence"] + common)
+    os.remove(base_logits)
+    m = re.search(r"Mean +KLD: +([0-9.]+)", out.stdout + out.stderr)
+    if not m:
+        sys.exit(f"could not read llama-perplexity's KL divergence:\n{(out.stdout + out.stderr)[-2000:]}")
+    theirs = float(m.group(1))
+    ours = json.loads(run([args.llm, "perplexity", "--model", q4, "--kl-base", f32, "--file", args.text, "--context", "512",
+                           "--chunks", str(args.chunks), "--threads", T, "--json"]).stdout.strip().splitlines()[-1])["kl_divergence"]
+    diff = abs(ours / theirs - 1)
+    notes.append(f"mean KL divergence of our SmolLM2 q4_0 file from F32: llm perplexity --kl-base {ours:.6f}, "
+                 f"llama-perplexity --kl-divergence {theirs:.6f} ({100 * diff:.2f} %)")
+    if diff > 0.03:
+        print(json.dumps({"rows": rows, "notes": notes}))
+        sys.exit(f"our KL divergence differs from llama-perplexity's by {100 * diff:.2f} % (> 3 %)")
     return {"rows": rows, "notes": notes}
 
 

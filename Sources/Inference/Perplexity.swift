@@ -55,3 +55,64 @@ public func logSoftmax(_ row: UnsafePointer<Float>, _ v: Int, target: Int) -> Do
     for i in 0..<v { sum += Foundation.exp(Double(row[i] - m)) }
     return Double(row[target] - m) - Foundation.log(sum)
 }
+
+/// How far a model's next-token distributions are from a base model's on the same chunks, as
+/// `llama-perplexity --kl-divergence` measures a quantized model against the unquantized one:
+/// at every scored position (the chunks and positions of `perplexity`), KL(P_base ‖ P_model) =
+/// Σ p_base · (log p_base − log p_model), averaged; also how often the two agree on the most
+/// likely token, and the model's own perplexity.
+public struct DivergenceResult: Sendable {
+    public var model: PerplexityResult
+    public var base: PerplexityResult
+    public var meanKL: Double
+    public var sameTopToken: Double        // fraction of scored positions
+}
+
+public func klDivergence(model: any LanguageModel, base: any LanguageModel, ids: [Int32], context n: Int, bos: Int32? = nil,
+                         maxChunks: Int? = nil, onChunk: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> DivergenceResult {
+    guard n >= 4 && n <= min(model.contextLength, base.contextLength) else {
+        throw ModelError.input("KL divergence: context \(n) outside 4...\(min(model.contextLength, base.contextLength))")
+    }
+    guard model.vocabularySize == base.vocabularySize else {
+        throw ModelError.input("KL divergence: the base model has \(base.vocabularySize) tokens in its vocabulary, the model \(model.vocabularySize)")
+    }
+    var count = ids.count / n
+    if let maxChunks { count = min(count, maxChunks) }
+    let v = model.vocabularySize, first = n / 2
+    var nll = 0.0, baseNLL = 0.0, kl = 0.0, same = 0, scored = 0
+    model.eval(); base.eval()
+    var lp = [Double](repeating: 0, count: v), lq = [Double](repeating: 0, count: v)
+    for c in 0..<count {
+        var chunk = Array(ids[(c * n)..<((c + 1) * n)])
+        if let bos { chunk[0] = bos }
+        let q = try withNoGrad { try model.logits(chunk, batch: 1, length: n) }     // (1, n, V)
+        let p = try withNoGrad { try base.logits(chunk, batch: 1, length: n) }      // (1, n, V)
+        for j in first..<(n - 1) {
+            logSoftmaxRow(p.data + j * v, v, into: &lp)
+            logSoftmaxRow(q.data + j * v, v, into: &lq)
+            var sum = 0.0
+            for i in 0..<v { sum += Foundation.exp(lp[i]) * (lp[i] - lq[i]) }
+            kl += sum
+            let target = Int(chunk[j + 1])
+            nll -= lq[target]
+            baseNLL -= lp[target]
+            if argmax(UnsafeBufferPointer(start: p.data + j * v, count: v)) == argmax(UnsafeBufferPointer(start: q.data + j * v, count: v)) { same += 1 }
+            scored += 1
+        }
+        onChunk(c + 1, count, kl / Double(scored))
+    }
+    let d = Double(max(scored, 1))
+    return DivergenceResult(model: PerplexityResult(meanNLL: nll / d, chunks: count, scored: scored),
+                            base: PerplexityResult(meanNLL: baseNLL / d, chunks: count, scored: scored),
+                            meanKL: kl / d, sameTopToken: Double(same) / d)
+}
+
+/// log softmax of a row of v logits, in Double.
+func logSoftmaxRow(_ row: UnsafePointer<Float>, _ v: Int, into out: inout [Double]) {
+    var m = -Float.infinity
+    for i in 0..<v where row[i] > m { m = row[i] }
+    var sum = 0.0
+    for i in 0..<v { sum += Foundation.exp(Double(row[i] - m)) }
+    let shift = Double(m) + Foundation.log(sum)
+    for i in 0..<v { out[i] = Double(row[i]) - shift }
+}

@@ -3,14 +3,15 @@ import Models
 import NN
 import Tensors
 
-/// XᵀX of everything a projection (or several sharing one input) received, summed in Double
-/// over the calibration rows; the first row of every calibration sequence counted
-/// `firstTokenWeight` times (see ModelGPTQ).
+/// What a projection (or several sharing one input) received over the calibration rows: XᵀX
+/// summed in Double, the first row of every calibration sequence counted `firstTokenWeight` times
+/// (see ModelGPTQ), and Σ|x| per channel with every row counted once (AWQ's activation size).
 final class InputStatistics {
     let width: Int
     let sequenceLength: Int
     let firstTokenWeight: Float
     private(set) var gram: [Double]
+    private(set) var absoluteSum: [Double]
     private(set) var samples = 0
     private var last: ObjectIdentifier? = nil
 
@@ -19,7 +20,11 @@ final class InputStatistics {
         self.sequenceLength = sequenceLength
         self.firstTokenWeight = firstTokenWeight
         gram = [Double](repeating: 0, count: width * width)
+        absoluteSum = [Double](repeating: 0, count: width)
     }
+
+    /// mean |x| per input channel (width).
+    var meanAbsolute: [Float] { absoluteSum.map { Float($0 / Double(max(samples, 1))) } }
 
     /// Adds x (B·T rows of width); the same tensor handed in again (q, k and v share theirs)
     /// counts once.
@@ -42,6 +47,12 @@ final class InputStatistics {
         }
         let p = product.data
         for i in 0..<(width * width) { gram[i] += Double(p[i]) }
+        var sums = [Float](repeating: 0, count: width)
+        for r in 0..<n {
+            let row = x.data + r * width
+            for c in 0..<width { sums[c] += abs(row[c]) }
+        }
+        for c in 0..<width { absoluteSum[c] += Double(sums[c]) }
         samples += n
     }
 
@@ -63,13 +74,62 @@ final class RecordingLinear: Module, LinearLayer {
     func inputGradient(_ g: Tensor) -> Tensor { inner.inputGradient(g) }
 }
 
-/// GPTQ over a whole model, layer by layer (as the GPTQ paper does): the calibration sequences
-/// go through the layers already quantized; in each layer the inputs of every projection are
-/// recorded (q, k and v share one input and one Hessian, gate and up another), each projection
-/// is rounded by GPTQ to the type the plan gives its tensor, and the layer's quantized output
-/// becomes the next layer's input. The projections become `QuantizedLinear`s of those blocks,
-/// which the GGUF writer then copies as they are. The token table and the output head are left
-/// to round-to-nearest.
+/// Calibration through a model one layer at a time, as GPTQ and AWQ both work: the sequences'
+/// stream enters layer 0 as the embeddings; in each layer the inputs of the projections `roles`
+/// are recorded (q, k and v share one input and one record, gate and up another), `change`
+/// rewrites the layer from those records (rounds or rescales its weights), and the changed
+/// layer's output on the stream becomes the next layer's input, so every layer is calibrated on
+/// what the layers already changed before it hand on.
+enum LayerByLayer {
+    static func run(_ model: DecoderModel, calibration: [[Int32]], firstTokenWeight: Float, sequencesPerPass: Int,
+                    roles: (Int, DecoderLayer) -> [DecoderWeight],
+                    change: (Int, DecoderLayer, [DecoderWeight: InputStatistics]) throws -> Void,
+                    done: (Int, Double) -> Void) throws {
+        guard let length = calibration.first?.count, length > 0, calibration.allSatisfy({ $0.count == length }) else {
+            throw ModelError.input("calibration: the sequences must be non-empty and of one length")
+        }
+        model.eval()
+        // The stream entering the current layer, per pass of `sequencesPerPass` sequences: (B, T, C) each.
+        var streams: [Tensor] = []
+        withNoGrad {
+            for start in stride(from: 0, to: calibration.count, by: sequencesPerPass) {
+                let batch = Array(calibration[start..<min(start + sequencesPerPass, calibration.count)])
+                streams.append(model.embedded(batch.flatMap { $0 }, batch: batch.count, length: length))
+            }
+        }
+        for (i, layer) in model.layers.enumerated() {
+            let started = Date()
+            var statistics: [DecoderWeight: InputStatistics] = [:]
+            var shared: [String: InputStatistics] = [:]
+            var originals: [DecoderWeight: any LinearLayer] = [:]
+            for role in roles(i, layer) {
+                guard let p = layer.projection(role) else { continue }
+                let key = [.q, .k, .v].contains(role) ? "qkv" : [.gate, .up].contains(role) ? "gateup" : role.rawValue
+                let stats = shared[key] ?? InputStatistics(width: p.inFeatures, sequenceLength: length, firstTokenWeight: firstTokenWeight)
+                shared[key] = stats
+                statistics[role] = stats
+                originals[role] = p
+                layer.setProjection(role, RecordingLinear(p, stats))
+            }
+            withNoGrad {
+                for x in streams {
+                    _ = layer(x)
+                    for s in shared.values { s.reset() }
+                }
+            }
+            for (role, p) in originals { layer.setProjection(role, p) }
+            try change(i, layer, statistics)
+            withNoGrad { streams = streams.map { layer($0) } }
+            done(i, Date().timeIntervalSince(started))
+        }
+    }
+}
+
+/// GPTQ over a whole model, layer by layer (as the GPTQ paper does; see LayerByLayer): each
+/// projection is rounded by GPTQ to the type the plan gives its tensor, against the inputs it
+/// receives from the layers already quantized. The projections become `QuantizedLinear`s of
+/// those blocks, which the GGUF writer then copies as they are. The token table and the output
+/// head are left to round-to-nearest.
 ///
 /// The first token of every sequence is weighted up in the Hessians (64 times by default). That
 /// token is the attention sink: it holds huge activations in a few channels that the model needs
@@ -91,49 +151,15 @@ public enum ModelGPTQ {
     public static func quantize(_ model: DecoderModel, calibration: [[Int32]], typeOf: (Int, DecoderWeight) -> GGMLType?,
                                 damping: Double = 0.01, firstTokenWeight: Float = 64, sequencesPerPass: Int = 8,
                                 progress: (LayerReport) -> Void = { _ in }) throws {
-        guard let length = calibration.first?.count, length > 0, calibration.allSatisfy({ $0.count == length }) else {
-            throw ModelError.input("GPTQ: the calibration sequences must be non-empty and of one length")
-        }
-        model.eval()
-        // The stream entering layer 0, per pass of `sequencesPerPass` sequences: (B, T, C) each.
-        var streams: [Tensor] = []
-        withNoGrad {
-            for start in stride(from: 0, to: calibration.count, by: sequencesPerPass) {
-                let batch = Array(calibration[start..<min(start + sequencesPerPass, calibration.count)])
-                streams.append(model.embedded(batch.flatMap { $0 }, batch: batch.count, length: length))
-            }
-        }
-        for (i, layer) in model.layers.enumerated() {
-            let started = Date()
-            let roles = DecoderWeight.allCases.filter { layer.projection($0) != nil && typeOf(i, $0) != nil }
-            // One statistics object per distinct input: q/k/v share, gate/up share.
-            var shared: [String: InputStatistics] = [:]
-            var originals: [DecoderWeight: any LinearLayer] = [:]
-            for role in roles {
-                let p = layer.projection(role)!
-                let key = [.q, .k, .v].contains(role) ? "qkv" : [.gate, .up].contains(role) ? "gateup" : role.rawValue
-                let stats = shared[key] ?? InputStatistics(width: p.inFeatures, sequenceLength: length, firstTokenWeight: firstTokenWeight)
-                shared[key] = stats
-                originals[role] = p
-                layer.setProjection(role, RecordingLinear(p, stats))
-            }
-            withNoGrad {
-                for x in streams {
-                    _ = layer(x)
-                    for s in shared.values { s.reset() }
-                }
-            }
-            for role in roles {
-                let original = originals[role]!
-                let stats = (layer.projection(role) as! RecordingLinear).statistics
-                let (weight, bias) = try floatWeight(original, name: "GPTQ: layer \(i)'s \(role.rawValue)")
-                let type = typeOf(i, role)!
-                let q = try GPTQ.quantize(weight, hessian: stats.gram, samples: stats.samples, as: type, damping: damping)
+        try LayerByLayer.run(model, calibration: calibration, firstTokenWeight: firstTokenWeight, sequencesPerPass: sequencesPerPass,
+                             roles: { i, _ in DecoderWeight.allCases.filter { typeOf(i, $0) != nil } },
+                             change: { i, layer, statistics in
+            for (role, stats) in statistics.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                let (weight, bias) = try floatWeight(layer.projection(role)!, name: "GPTQ: layer \(i)'s \(role.rawValue)")
+                let q = try GPTQ.quantize(weight, hessian: stats.gram, samples: stats.samples, as: typeOf(i, role)!, damping: damping)
                 layer.setProjection(role, QuantizedLinear(q, bias: bias, roundActivations: false))
             }
-            withNoGrad { streams = streams.map { layer($0) } }
-            progress(LayerReport(layer: i, layers: model.layers.count, seconds: Date().timeIntervalSince(started)))
-        }
+        }, done: { i, seconds in progress(LayerReport(layer: i, layers: model.layers.count, seconds: seconds)) })
     }
 }
 

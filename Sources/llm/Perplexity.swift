@@ -15,7 +15,9 @@ struct Perplexity: ParsableCommand {
     @Option(help: "Tokens per chunk (default: 512, or the model's context if smaller).") var context: Int?
     @Option(help: "Score at most this many chunks.") var chunks: Int?
     @Option(help: "Tokenizer (default: the model's own).") var tokenizer: String?
-    @Flag(help: "Print {\"perplexity\", \"nll\", \"chunks\", \"scored\", \"context\", \"tokens\"} and nothing else.") var json = false
+    @Option(help: ArgumentHelp("Also the mean KL divergence from this base model's next-token distributions to the model's (as llama-perplexity --kl-divergence; say, the unquantized model of a quantized one). Same vocabulary.", valueName: "model"))
+    var klBase: String?
+    @Flag(help: "Print {\"perplexity\", \"nll\", \"chunks\", \"scored\", \"context\", \"tokens\"} (with --kl-base also \"kl_divergence\", \"same_top\", \"base_perplexity\") and nothing else.") var json = false
     @OptionGroup var loading: ModelLoading
     @OptionGroup var global: GlobalOptions
 
@@ -35,6 +37,25 @@ struct Perplexity: ParsableCommand {
             throw CLIError("\(file): \(ids.count) tokens is less than one chunk of \(n) (use a smaller --context or a longer text)")
         }
         let started = Date()
+        if let klBase {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: klBase, isDirectory: &isDir) else { throw CLIError("--kl-base \(klBase): no such file or folder") }
+            let base: LoadedModel
+            do { base = try loading.load(klBase, tokenizer: tokenizer) } catch { throw CLIError("--kl-base \(klBase): \(error)") }
+            guard base.model.vocabularySize == lm.vocabularySize else {
+                throw CLIError("--kl-base \(klBase): its vocabulary has \(base.model.vocabularySize) tokens, the model's \(lm.vocabularySize); the two must share one tokenizer")
+            }
+            guard n <= base.model.contextLength else { throw CLIError("--kl-base \(klBase): its context is \(base.model.contextLength) tokens, less than the chunks of \(n)") }
+            let r = try klDivergence(model: lm, base: base.model, ids: ids, context: n, bos: loaded.bos, maxChunks: chunks) { c, total, running in
+                if !json { FileHandle.standardError.write(Data("[\(c)/\(total)] KL \(String(format: "%.6f", running))\n".utf8)) }
+            }
+            if json {
+                print("{\"perplexity\": \(r.model.perplexity), \"nll\": \(r.model.meanNLL), \"chunks\": \(r.model.chunks), \"scored\": \(r.model.scored), \"context\": \(n), \"tokens\": \(ids.count), \"kl_divergence\": \(r.meanKL), \"same_top\": \(r.sameTopToken), \"base_perplexity\": \(r.base.perplexity)}")
+            } else {
+                print("perplexity \(String(format: "%.4f", r.model.perplexity)) (base \(String(format: "%.4f", r.base.perplexity))), mean KL divergence from the base \(String(format: "%.6f", r.meanKL)), same top token \(String(format: "%.2f", 100 * r.sameTopToken)) % (over \(r.model.scored) tokens: \(r.model.chunks) chunks of \(n), second halves scored; \(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+            }
+            return
+        }
         let result = try Inference.perplexity(model: lm, ids: ids, context: n, bos: loaded.bos, maxChunks: chunks) { c, total, running in
             if !json { FileHandle.standardError.write(Data("[\(c)/\(total)] \(String(format: "%.4f", running))\n".utf8)) }
         }

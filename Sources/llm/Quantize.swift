@@ -9,22 +9,23 @@ import Training
 /// `llm quantize`: a model to a GGUF file with quantized weights, which we and llama.cpp run.
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a model as a GGUF file with quantized weights (ggml's round-to-nearest quantizers, or GPTQ).",
+        abstract: "Write a model as a GGUF file with quantized weights (ggml's round-to-nearest quantizers, GPTQ or AWQ).",
         discussion: """
         Types: \(QuantizationScheme.names.joined(separator: " ")). A single type applies to every weight \
         matrix (llama-quantize --pure); q4_k_m and q5_k_m are llama.cpp's mixes (Q6_K for the output head and \
         for half of the value and MLP-down projections). Norms, biases and the position table stay as they are.
         Our GPT models are written as llama.cpp's gpt2 architecture, Llama models as llama; a GGUF file is \
         requantized from its dequantized weights, metadata kept. --method gptq rounds the projections layer by \
-        layer against the model's activations on --calibration text.
+        layer against the model's activations on --calibration text; --method awq rescales their input channels \
+        by those activations (folded into the norms and projections before them), then rounds to nearest.
         """)
 
     @Option(help: "A GGUF file, a Hugging Face GPT-2 or Llama folder, or one of our training runs.") var model: String
     @Option(help: ArgumentHelp("The weight type or mix.", valueName: "type")) var type: String
     @Option(help: ArgumentHelp("The GGUF file to write.", valueName: "file.gguf")) var output: String
-    @Option(help: ArgumentHelp("How values are rounded: rtn (round to nearest, as ggml's reference quantizers) or gptq (error-compensating, on --calibration text).", valueName: "rtn|gptq"))
+    @Option(help: ArgumentHelp("How values are rounded: rtn (round to nearest, as ggml's reference quantizers), gptq (error-compensating) or awq (activation-aware scales, then round to nearest); gptq and awq calibrate on --calibration text.", valueName: "rtn|gptq|awq"))
     var method: String = "rtn"
-    @Option(help: ArgumentHelp("Calibration text (UTF-8) for --method gptq.", valueName: "file")) var calibration: String?
+    @Option(help: ArgumentHelp("Calibration text (UTF-8) for --method gptq or awq.", valueName: "file")) var calibration: String?
     @Option(help: ArgumentHelp("Calibration tokens to use at most.", valueName: "n")) var calibrationTokens: Int = 65536
     @Option(help: ArgumentHelp("Tokens per calibration sequence (default: 512, or the model's context if smaller).", valueName: "n"))
     var calibrationLength: Int?
@@ -42,15 +43,15 @@ struct Quantize: ParsableCommand {
         if let outputType, QuantizationScheme.weightType(named: outputType) == nil {
             throw CLIError("--output-type \(outputType) is not a type we write; choose one of: \(QuantizationScheme.names.filter { !$0.hasSuffix("_m") }.joined(separator: ", "))")
         }
-        guard ["rtn", "gptq"].contains(method) else { throw CLIError("--method \(method) is not available; choose rtn (round to nearest) or gptq") }
-        if method == "gptq" {
-            guard let calibration else { throw CLIError("--method gptq needs --calibration FILE (a text to run the model on)") }
+        guard ["rtn", "gptq", "awq"].contains(method) else { throw CLIError("--method \(method) is not available; choose rtn (round to nearest), gptq or awq") }
+        if method != "rtn" {
+            guard let calibration else { throw CLIError("--method \(method) needs --calibration FILE (a text to run the model on)") }
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: calibration, isDirectory: &isDir), !isDir.boolValue else {
                 throw CLIError("--calibration \(calibration): no such file")
             }
         } else if calibration != nil {
-            throw CLIError("--calibration is only used by --method gptq")
+            throw CLIError("--calibration is only used by --method gptq and awq")
         }
         guard calibrationTokens > 0 else { throw CLIError("--calibration-tokens must be positive, got \(calibrationTokens)") }
         if let calibrationLength, calibrationLength < 2 { throw CLIError("--calibration-length must be at least 2, got \(calibrationLength)") }
@@ -76,8 +77,8 @@ struct Quantize: ParsableCommand {
         let source: GGUFSource
         var isDir: ObjCBool = false
         let isGGUF = model.lowercased().hasSuffix(".gguf") && FileManager.default.fileExists(atPath: model, isDirectory: &isDir) && !isDir.boolValue
-        if method == "gptq" {
-            source = try gptqSource(scheme: scheme, outputType: outputType, isGGUF: isGGUF)
+        if method != "rtn" {
+            source = try calibratedSource(scheme: scheme, outputType: outputType, isGGUF: isGGUF)
         } else if isGGUF {
             guard loading.adapter == nil else { throw CLIError("--adapter: merge the adapter first (llm merge), then quantize the merged model") }
             source = try GGUFSource(file: GGUFFile(path: model))
@@ -97,9 +98,9 @@ struct Quantize: ParsableCommand {
                      types as NSString, summary.seconds))
     }
 
-    /// GPTQ: the model loaded with float weights, its projections rounded layer by layer on the
-    /// calibration text to the types the plan gives their tensors, then exported (those blocks kept).
-    func gptqSource(scheme: QuantizationScheme, outputType: GGMLType?, isGGUF: Bool) throws -> GGUFSource {
+    /// GPTQ or AWQ: the model loaded with float weights, its projections rounded layer by layer on
+    /// the calibration text to the types the plan gives their tensors, then exported (those blocks kept).
+    func calibratedSource(scheme: QuantizationScheme, outputType: GGMLType?, isGGUF: Bool) throws -> GGUFSource {
         let (loaded, decoder, export) = try loadDecoder(isGGUF: isGGUF)
         let before = try export()
         var types: [String: GGMLType] = [:]
@@ -111,11 +112,20 @@ struct Quantize: ParsableCommand {
         let length = min(calibrationLength ?? 512, decoder.contextLength)
         let sequences = calibrationSequences(ids, length: length, tokens: calibrationTokens, bos: loaded.bos)
         guard !sequences.isEmpty else { throw CLIError("--calibration \(file): \(ids.count) tokens is less than one sequence of \(length)") }
-        print("GPTQ on \(sequences.count) sequences of \(length) tokens from \(file)")
-        try ModelGPTQ.quantize(decoder, calibration: sequences, typeOf: { layer, role in
-            before.tensorName(layer: layer, role: role).flatMap { types[$0] }
-        }) { r in
-            print(String(format: "[GPTQ layer %d/%d] %.1f s", r.layer + 1, r.layers, r.seconds))
+        let typeOf = { (layer: Int, role: DecoderWeight) in before.tensorName(layer: layer, role: role).flatMap { types[$0] } }
+        print("\(method.uppercased()) on \(sequences.count) sequences of \(length) tokens from \(file)")
+        if method == "gptq" {
+            try ModelGPTQ.quantize(decoder, calibration: sequences, typeOf: typeOf) { r in
+                print(String(format: "[GPTQ layer %d/%d] %.1f s", r.layer + 1, r.layers, r.seconds))
+            }
+        } else {
+            try ModelAWQ.quantize(decoder, calibration: sequences, typeOf: typeOf) { r in
+                // Per group: the α chosen and the calibration error relative to round-to-nearest's.
+                let groups = r.groups.map { g in
+                    String(format: "%@ α %.2f (error %.3f of RTN's)", g.group, g.alpha, g.roundToNearestError > 0 ? g.error / g.roundToNearestError : 1)
+                }
+                print(String(format: "[AWQ layer %d/%d] %.1f s: ", r.layer + 1, r.layers, r.seconds) + groups.joined(separator: ", "))
+            }
         }
         return try export()
     }

@@ -1,0 +1,271 @@
+import Foundation
+import Models
+import NN
+import Tensors
+
+/// AWQ, activation-aware weight quantization (Lin et al., 2023): before rounding, each input
+/// channel of a projection is scaled by s (its weight column times s, its input divided by s),
+/// which leaves the product unchanged but makes the columns that meet large activations larger,
+/// so rounding costs them relatively less. The division of the input is folded into whatever
+/// made that input, so the model computes the same function and keeps its architecture:
+///
+///   attention norm  → q, k, v        the norm's weight (and LayerNorm's bias) ÷ s, q/k/v columns × s
+///   v               → o              v's rows (and bias) ÷ s, o's columns × s (with grouped heads,
+///                                    the query heads reading one value head share its scales)
+///   MLP norm        → gate, up (or GPT's c_fc)
+///   up              → down           gated MLPs only: down's input is act(gate) ⊙ up, linear in up;
+///                                    GPT's down reads gelu(c_fc), which no scale passes through
+///
+/// s = mean|x|^α per channel (normalized so that √(max·min) = 1), α searched over a grid of
+/// 0, 1/n, …, (n−1)/n for the least output error of the group's projections on the calibration
+/// inputs, ‖(W − Ŵ)X‖² = Σ rows δ·(XᵀX)·δᵀ with Ŵ = round(W·diag(s))·diag(s)⁻¹, round being ggml's
+/// round-to-nearest for the projection's type. α = 0 is round-to-nearest itself, so a group is
+/// never worse than RTN on the calibration data. Layer by layer (see LayerByLayer): a layer's
+/// scales are searched on inputs that came through the layers already rescaled and rounded.
+public enum ModelAWQ {
+    /// The scales chosen for one layer's four groups (nil where a group was not rescaled).
+    public struct LayerScales: Sendable {
+        public var attention: [Float]?        // (C): attention norm → q, k, v
+        public var output: [Float]?           // (Hkv·D): v → o
+        public var mlp: [Float]?              // (C): MLP norm → gate, up
+        public var down: [Float]?             // (F): up → down
+        public init(attention: [Float]? = nil, output: [Float]? = nil, mlp: [Float]? = nil, down: [Float]? = nil) {
+            self.attention = attention; self.output = output; self.mlp = mlp; self.down = down
+        }
+    }
+
+    /// One group's search: the α chosen and the calibration error with it and with α = 0 (RTN).
+    public struct GroupReport: Sendable {
+        public let group: String
+        public let alpha: Float
+        public let error: Double, roundToNearestError: Double
+    }
+
+    public struct LayerReport: Sendable {
+        public let layer: Int, layers: Int
+        public let groups: [GroupReport]
+        public let seconds: Double
+    }
+
+    /// Rescales and rounds every projection that `typeOf(layer, role)` gives a block type (nil:
+    /// leave it in float; it is still rescaled when its group is). The projections become
+    /// `QuantizedLinear`s of round-to-nearest blocks of the rescaled weights, the norms and the
+    /// projections that stay float take the folded scales. Returns the scales per layer.
+    @discardableResult
+    public static func quantize(_ model: DecoderModel, calibration: [[Int32]], typeOf: (Int, DecoderWeight) -> GGMLType?,
+                                grid: Int = 20, firstTokenWeight: Float = 64, sequencesPerPass: Int = 8,
+                                progress: (LayerReport) -> Void = { _ in }) throws -> [LayerScales] {
+        guard grid >= 1 else { throw ModelError.input("AWQ: the α grid needs at least one point, got \(grid)") }
+        var all: [LayerScales] = []
+        var reports: [GroupReport] = []
+        try LayerByLayer.run(model, calibration: calibration, firstTokenWeight: firstTokenWeight, sequencesPerPass: sequencesPerPass,
+                             roles: { _, layer in DecoderWeight.allCases.filter { layer.projection($0) != nil } },
+                             change: { i, layer, statistics in
+            var weights = try FloatProjections(layer, layer: i)
+            var scales = LayerScales()
+            reports = []
+            for group in groups(of: layer, model: model) {
+                let members = group.members.filter { typeOf(i, $0) != nil }
+                guard !members.isEmpty, let stats = statistics[group.members[0]] else { continue }
+                let (s, report) = search(group, members: members.map { (weights[$0].weight, typeOf(i, $0)!) }, statistics: stats, grid: grid)
+                reports.append(report)
+                switch group.name {
+                case "attention": scales.attention = s
+                case "output": scales.output = s
+                case "mlp": scales.mlp = s
+                default: scales.down = s
+                }
+            }
+            try fold(scales, into: layer, weights: &weights, model: model)
+            for role in DecoderWeight.allCases where layer.projection(role) != nil {
+                let w = weights[role]
+                if let type = typeOf(i, role) {
+                    layer.setProjection(role, QuantizedLinear(QuantizedMatrix.quantize(w.weight, as: type), bias: w.bias, roundActivations: false))
+                } else if weights.changed.contains(role) {
+                    layer.setProjection(role, Linear(weight: w.weight, bias: w.bias))
+                }
+            }
+            all.append(scales)
+        }, done: { i, seconds in progress(LayerReport(layer: i, layers: model.layers.count, groups: reports, seconds: seconds)) })
+        return all
+    }
+
+    /// Folds `scales` into the layer (norms ÷ s, the projections after them × s, as above) and
+    /// leaves its projections as float `Linear`s: the layer computes what it did, up to float
+    /// rounding.
+    public static func fold(_ scales: LayerScales, into layer: DecoderLayer, model: DecoderModel) throws {
+        var weights = try FloatProjections(layer, layer: model.layers.firstIndex { $0 === layer } ?? 0)
+        try fold(scales, into: layer, weights: &weights, model: model)
+        for role in weights.changed { layer.setProjection(role, Linear(weight: weights[role].weight, bias: weights[role].bias)) }
+    }
+
+    // MARK: - Groups
+
+    /// A set of projections sharing one input, the scales' width, and which input column of the
+    /// members each scale serves (the identity but for o under grouped-query attention).
+    struct Group {
+        let name: String
+        let members: [DecoderWeight]
+        let width: Int
+        let scaleOfColumn: [Int]
+    }
+
+    /// The groups a layer can be rescaled in: those whose input comes from a norm or a projection
+    /// that can take the division (see the table above).
+    static func groups(of layer: DecoderLayer, model: DecoderModel) -> [Group] {
+        let spec = model.spec
+        let c = spec.embedding
+        var out: [Group] = []
+        let preNorms = layer.placement == .pre
+        if preNorms { out.append(Group(name: "attention", members: [.q, .k, .v], width: c, scaleOfColumn: Array(0..<c))) }
+        // o's column h·D + d reads value channel (h / (H / Hkv))·D + d.
+        let (h, hkv, d) = (spec.heads, spec.kvHeads, spec.headSize)
+        out.append(Group(name: "output", members: [.o], width: hkv * d,
+                         scaleOfColumn: (0..<(h * d)).map { j in (j / d / (h / hkv)) * d + j % d }))
+        if preNorms { out.append(Group(name: "mlp", members: layer.mlp.gate == nil ? [.up] : [.gate, .up], width: c, scaleOfColumn: Array(0..<c))) }
+        if layer.mlp.gate != nil {
+            out.append(Group(name: "down", members: [.down], width: spec.hidden, scaleOfColumn: Array(0..<spec.hidden)))
+        }
+        return out
+    }
+
+    // MARK: - Search
+
+    /// The α with the least output error over the group's rounded members, and its scales (width).
+    static func search(_ group: Group, members: [(weight: Tensor, type: GGMLType)], statistics: InputStatistics,
+                       grid: Int) -> ([Float], GroupReport) {
+        let cols = group.scaleOfColumn.count
+        // mean|x| per scale: the average over the columns that share it.
+        let meanAbs = statistics.meanAbsolute
+        var size = [Float](repeating: 0, count: group.width), shared = [Float](repeating: 0, count: group.width)
+        for j in 0..<cols { size[group.scaleOfColumn[j]] += meanAbs[j]; shared[group.scaleOfColumn[j]] += 1 }
+        for i in 0..<group.width { size[i] = max(size[i] / max(shared[i], 1), 1e-4) }
+        // XᵀX / samples as Float (cols, cols): the error's quadratic form.
+        let n = Double(max(statistics.samples, 1))
+        let gram = Tensor(shape: [cols, cols], statistics.gram.map { Float($0 / n) })
+        var best: (alpha: Float, error: Double, scales: [Float])? = nil
+        var rtn = 0.0
+        for step in 0..<grid {
+            let alpha = Float(step) / Float(grid)
+            var s = size.map { Foundation.pow($0, alpha) }
+            let norm = (s.max()! * s.min()!).squareRoot()
+            s = s.map { $0 / norm }
+            let column = group.scaleOfColumn.map { s[$0] }
+            var error = 0.0
+            for m in members { error += outputError(m.weight, columnScales: column, type: m.type, gram: gram) }
+            if step == 0 { rtn = error }
+            if best == nil || error < best!.error { best = (alpha, error, s) }
+        }
+        return (best!.scales, GroupReport(group: group.name, alpha: best!.alpha, error: best!.error, roundToNearestError: rtn))
+    }
+
+    /// Σ rows δ·G·δᵀ for δ = W − round(W·diag(c))·diag(c)⁻¹: the squared output error per input row.
+    static func outputError(_ w: Tensor, columnScales c: [Float], type: GGMLType, gram: Tensor) -> Double {
+        let (rows, cols) = (w.shape[0], w.shape[1])
+        let scaled = Tensor(zeros: [rows, cols])
+        let (src, dst) = (w.data, scaled.data)
+        for r in 0..<rows { for j in 0..<cols { dst[r * cols + j] = src[r * cols + j] * c[j] } }
+        let rounded = QuantizedMatrix.quantize(scaled, as: type).dequantized()
+        let delta = rounded   // reused: δ (rows, cols)
+        let q = delta.data
+        for r in 0..<rows { for j in 0..<cols { q[r * cols + j] = src[r * cols + j] - q[r * cols + j] / c[j] } }
+        let product = Tensor(zeros: [rows, cols])
+        // (rows, cols) = δ (rows, cols) · G (cols, cols)
+        BLAS.sgemm(transposeA: false, transposeB: false, m: rows, n: cols, k: cols, q, lda: cols, gram.data, ldb: cols,
+                   beta: 0, product.data, ldc: cols)
+        let p = product.data
+        var total = 0.0
+        for r in 0..<rows {
+            var sum: Float = 0
+            for j in 0..<cols { sum += p[r * cols + j] * q[r * cols + j] }
+            total += Double(sum)
+        }
+        return total
+    }
+
+    // MARK: - Folding
+
+    /// A layer's projections as float weights, copied so that folding changes only the copies.
+    struct FloatProjections {
+        private var values: [DecoderWeight: (weight: Tensor, bias: Tensor?)] = [:]
+        private(set) var changed: Set<DecoderWeight> = []
+
+        init(_ layer: DecoderLayer, layer index: Int) throws {
+            for role in DecoderWeight.allCases {
+                guard let p = layer.projection(role) else { continue }
+                let (w, b) = try floatWeight(p, name: "AWQ: layer \(index)'s \(role.rawValue)")
+                values[role] = (Tensor(shape: w.shape, w.scalars), b.map { Tensor(shape: $0.shape, $0.scalars) })
+            }
+        }
+
+        subscript(role: DecoderWeight) -> (weight: Tensor, bias: Tensor?) { values[role]! }
+
+        /// Input column j × c[j].
+        mutating func scaleColumns(_ role: DecoderWeight, _ c: [Float]) {
+            let w = values[role]!.weight, (rows, cols) = (w.shape[0], w.shape[1])
+            for r in 0..<rows { for j in 0..<cols { w.data[r * cols + j] *= c[j] } }
+            changed.insert(role)
+        }
+
+        /// Output row i (and bias i) ÷ s[i].
+        mutating func divideRows(_ role: DecoderWeight, _ s: [Float]) {
+            let (w, b) = values[role]!, cols = w.shape[1]
+            for i in 0..<w.shape[0] {
+                for j in 0..<cols { w.data[i * cols + j] /= s[i] }
+                if let b { b.data[i] /= s[i] }
+            }
+            changed.insert(role)
+        }
+    }
+
+    static func fold(_ scales: LayerScales, into layer: DecoderLayer, weights: inout FloatProjections, model: DecoderModel) throws {
+        for group in groups(of: layer, model: model) {
+            let s: [Float]?
+            switch group.name {
+            case "attention": s = scales.attention
+            case "output": s = scales.output
+            case "mlp": s = scales.mlp
+            default: s = scales.down
+            }
+            guard let s else { continue }
+            guard s.count == group.width, s.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw ModelError.input("AWQ: the \(group.name) scales must be \(group.width) positive finite values, got \(s.count)")
+            }
+            switch group.name {
+            case "attention": try divideNorm(layer.attentionNorm, s)
+            case "output": weights.divideRows(.v, s)
+            case "mlp": try divideNorm(layer.mlpNorm, s)
+            default: weights.divideRows(.up, s)
+            }
+            let column = group.scaleOfColumn.map { s[$0] }
+            for role in group.members where layer.projection(role) != nil { weights.scaleColumns(role, column) }
+        }
+    }
+
+    /// A norm's output ÷ s: its weight (and LayerNorm's bias) divided, in new tensors.
+    static func divideNorm(_ norm: any NormLayer, _ s: [Float]) throws {
+        func divided(_ t: Tensor) -> Tensor { Tensor(shape: t.shape, zip(t.scalars, s).map { $0 / $1 }) }
+        if let n = norm as? RMSNorm {
+            n.weight = divided(n.weight)
+        } else if let n = norm as? LayerNorm {
+            n.weight = divided(n.weight)
+            n.bias = n.bias.map(divided)
+        } else {
+            throw ModelError.weights("AWQ: cannot fold scales into a \(type(of: norm))")
+        }
+    }
+}
+
+extension ModelAWQ {
+    /// The search for one projection on its own: W (rows, cols) and the inputs it receives
+    /// x (n, cols). Returns the scales chosen (cols), the α and the output errors with them and
+    /// with round-to-nearest, ‖(W − Ŵ)xᵀ‖² / n.
+    public static func searchScales(weight: Tensor, inputs x: Tensor, as type: GGMLType, grid: Int = 20) -> (scales: [Float], report: GroupReport) {
+        let cols = weight.shape[1]
+        precondition(x.shape.last == cols, "AWQ: inputs of width \(x.shape.last ?? 0) for a weight of \(cols) columns")
+        let stats = InputStatistics(width: cols, sequenceLength: x.count / cols, firstTokenWeight: 1)
+        stats.add(x)
+        return search(Group(name: "projection", members: [], width: cols, scaleOfColumn: Array(0..<cols)),
+                      members: [(weight, type)], statistics: stats, grid: max(grid, 1))
+    }
+}
