@@ -11,7 +11,8 @@ for every type × method of `llm quantize`, on two models:
 Each model's Float32 GGUF is the base. For each type: `llm quantize --method rtn|gptq|awq`
 (gptq and awq calibrated on the start of the training text, --calibration-tokens tokens), then
 `llm perplexity --kl-base BASE --json` on the held-out text (the last ~1 MB of the corpus, which
-the GPT never saw). Results are kept in .cache/quality/results.json, so a rerun only measures what
+the GPT never saw), in exact Float32 arithmetic on the dequantized weights (--arithmetic float32), so
+that the numbers are the cost of the weights alone, not of the runtime's 8-bit activations. Results are kept in .cache/quality/results.json, so a rerun only measures what
 is missing (--fresh to start over). Prints Markdown tables and whether the goals hold: GPTQ and AWQ
 below round-to-nearest's perplexity at q4_0, q4_k and q3_k, q8_0 within 0.5 % of Float32.
 
@@ -30,6 +31,9 @@ p.add_argument("--types", default="f16,bf16,q8_0,q6_k,q5_k_m,q5_k,q5_1,q5_0,q4_k
 p.add_argument("--methods", default="rtn,gptq,awq")
 p.add_argument("--calibration-tokens", type=int, default=16384)
 p.add_argument("--threads", type=int, default=2)
+p.add_argument("--arithmetic", default="float32",
+               help="how the quantized files run: float32 (exact, on the dequantized weights: the weights' own cost) or "
+                    "llama.cpp (8-bit activations as llama.cpp rounds them, which costs a little more on top)")
 p.add_argument("--fresh", action="store_true", help="forget the kept results")
 args = p.parse_args()
 T = str(args.threads)
@@ -82,7 +86,7 @@ def measure(name, base, qtype, method):
     seconds = time.perf_counter() - start
     bpw = float(re.search(r"\(([0-9.]+) bits per weight", q.stdout).group(1))
     r = json.loads(run([args.llm, "perplexity", "--model", out, "--kl-base", base, "--file", HELDOUT,
-                        "--chunks", str(MODELS[name]["chunks"]), "--threads", T, "--json"]).stdout.strip().splitlines()[-1])
+                        "--chunks", str(MODELS[name]["chunks"]), "--arithmetic", args.arithmetic, "--threads", T, "--json"]).stdout.strip().splitlines()[-1])
     os.remove(out)
     return {"perplexity": r["perplexity"], "kl": r["kl_divergence"], "same_top": r["same_top"],
             "base_perplexity": r["base_perplexity"], "bpw": bpw, "seconds": seconds, "scored": r["scored"]}
@@ -92,6 +96,8 @@ def main():
     results = {}
     if os.path.exists(RESULTS) and not args.fresh:
         results = json.load(open(RESULTS))
+    if results.get("arithmetic") != args.arithmetic:
+        results = {"arithmetic": args.arithmetic}
     types, methods = args.types.split(","), args.methods.split(",")
     for name in args.models.split(","):
         base = base_model(name)
@@ -117,6 +123,7 @@ def main():
 
 def report(results, types, methods):
     failures = []
+    print(f"Perplexity and KL divergence in {args.arithmetic} arithmetic.")
     for name in args.models.split(","):
         mine = results.get(name, {})
         any_r = next(iter(mine.values()), None)

@@ -122,7 +122,8 @@ struct Quantize: ParsableCommand {
             try ModelAWQ.quantize(decoder, calibration: sequences, typeOf: typeOf) { r in
                 // Per group: the α chosen and the calibration error relative to round-to-nearest's.
                 let groups = r.groups.map { g in
-                    String(format: "%@ α %.2f (error %.3f of RTN's)", g.group, g.alpha, g.roundToNearestError > 0 ? g.error / g.roundToNearestError : 1)
+                    g.alpha.map { String(format: "%@ α %.2f (error %.3f of RTN's)", g.group, $0, g.roundToNearestError > 0 ? g.error / g.roundToNearestError : 1) }
+                        ?? "\(g.group) not rescaled (RTN was best)"
                 }
                 print(String(format: "[AWQ layer %d/%d] %.1f s: ", r.layer + 1, r.layers, r.seconds) + groups.joined(separator: ", "))
             }

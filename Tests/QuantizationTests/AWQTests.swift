@@ -43,16 +43,17 @@ import Tensors
 }
 
 /// On inputs with strong channels, the scales AWQ picks give a lower output error than
-/// round-to-nearest, measured on the inputs themselves, at 4 and 3 bits.
+/// round-to-nearest, measured on the inputs themselves, at 4, 3 and 2 bits, with scales from the
+/// activations alone and from activations and weights.
 @Suite struct AWQRounding {
-    @Test(arguments: [GGMLType.q4_0, .q4_1, .q4_K, .q3_K, .q2_K])
-    func lowerOutputErrorThanRoundToNearest(_ type: GGMLType) throws {
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q4_K, .q3_K, .q2_K], [true, false])
+    func lowerOutputErrorThanRoundToNearest(_ type: GGMLType, weightAware: Bool) throws {
         let rng = RandomGenerator(seed: 12)
         let (rows, cols, n) = (48, 512, 1024)
         let x = GPTQRounding.inputs(n, cols, rng: rng)
         let w = Tensor.randn([rows, cols], std: 0.05, rng: rng)
-        let (scales, report) = ModelAWQ.searchScales(weight: w, inputs: x, as: type)
-        #expect(report.alpha > 0, "\(type.name): α = 0 chosen (no rescaling)")
+        let (scales, report) = ModelAWQ.searchScales(weight: w, inputs: x, as: type, weightAware: weightAware)
+        #expect(report.alpha != nil, "\(type.name): no rescaling chosen")
         // Ŵ = round(W·diag(s))·diag(s)⁻¹, and its error on x against round-to-nearest's.
         let scaled = Tensor(shape: w.shape, w.scalars.enumerated().map { $0.element * scales[$0.offset % cols] })
         let back = QuantizedMatrix.quantize(scaled, as: type).dequantized().scalars
