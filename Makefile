@@ -2,12 +2,13 @@
 # make test   — installs what is missing, runs the whole test suite (release build)
 # make bench  — side-by-side benchmarks against numpy / PyTorch / tiktoken / HF tokenizers / llama.cpp
 # make fixtures — regenerates the committed PyTorch and llama.cpp reference fixtures
+# make quality — what quantization costs: perplexity and KL divergence per type × method (README table)
 
 # Baseline x86-64 turns SIMD FMA into library calls: compile for this machine's CPU.
 SWIFTFLAGS := -c release -Xswiftc -target-cpu -Xswiftc native
 LLM := .build/release/llm
 
-.PHONY: setup build demo test bench fixtures clean
+.PHONY: setup build demo test bench fixtures quality clean
 
 setup:
 	@bash scripts/setup.sh
@@ -62,6 +63,13 @@ bench: build
 	@bash scripts/fetch/gemma3.sh
 	@bash scripts/fetch/llama-cpp.sh
 	python3 bench/run.py --llm $(LLM)
+
+# Perplexity and KL divergence of every quantization type × method (rtn, gptq, awq) on a GPT it
+# trains (about 15 minutes, once) and on SmolLM2-135M: about 90 minutes on 2 cores; results are
+# kept in .cache/quality/results-16384.json, so a second run only measures what is missing.
+quality: build
+	@bash scripts/fetch/corpus.sh
+	python3 bench/quant_quality.py --llm $(LLM)
 
 fixtures:
 	@bash scripts/setup-python.sh

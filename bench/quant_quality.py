@@ -9,14 +9,18 @@ for every type × method of `llm quantize`, on two models:
   smollm2  SmolLM2-135M-Instruct (Q4_1 GGUF) dequantized to Float32 by `llm quantize --type f32`.
 
 Each model's Float32 GGUF is the base. For each type: `llm quantize --method rtn|gptq|awq`
-(gptq and awq calibrated on the start of the training text, --calibration-tokens tokens), then
-`llm perplexity --kl-base BASE --json` on the held-out text (the last ~1 MB of the corpus, which
-the GPT never saw), in exact Float32 arithmetic on the dequantized weights (--arithmetic float32), so
-that the numbers are the cost of the weights alone, not of the runtime's 8-bit activations. Results are kept in .cache/quality/results.json, so a rerun only measures what
-is missing (--fresh to start over). Prints Markdown tables and whether the goals hold: GPTQ and AWQ
+(gptq and awq calibrated on the start of the training text, --calibration-tokens tokens, 16,384
+by default to keep the whole table near 90 minutes), then `llm perplexity --kl-base BASE --json`
+on the held-out text (the last ~1 MB of the corpus, which the GPT never saw), in exact Float32
+arithmetic on the dequantized weights (--arithmetic float32), so that the numbers are the cost of
+the weights alone, not of the runtime's 8-bit activations. Results are kept in
+.cache/quality/results-TOKENS.json, so a rerun only measures what is missing (--fresh to start
+over). Prints Markdown tables and whether the goals hold: GPTQ and AWQ
 below round-to-nearest's perplexity at q4_0, q4_k and q3_k, q8_0 within 0.5 % of Float32.
 
     python3 bench/quant_quality.py --llm .build/release/llm            (make quality)
+    python3 bench/quant_quality.py --calibration-tokens 65536 --types q4_0,q4_k,q3_k   (the goal rows
+        at llm quantize's default calibration size: about 4 minutes per GPTQ or AWQ run on SmolLM2)
 """
 import argparse, json, os, re, subprocess, sys, time
 
@@ -38,7 +42,7 @@ p.add_argument("--fresh", action="store_true", help="forget the kept results")
 args = p.parse_args()
 T = str(args.threads)
 HELDOUT, TRAIN = os.path.join(cache, "corpus-heldout.txt"), os.path.join(cache, "corpus-5mb.txt")
-RESULTS = os.path.join(WORK, "results.json")
+RESULTS = os.path.join(WORK, f"results-{args.calibration_tokens}.json")
 GPT_TRAIN = ["train", "--data", TRAIN, "--tokenizer", "train", "--vocab-size", "4096", "--config", "small",
              "--embedding", "256", "--heads", "8", "--context", "128", "--batch", "16", "--lr", "3e-3", "--min-lr", "3e-4",
              "--warmup", "50", "--steps", "2000", "--eval-every", "500", "--seed", "1"]

@@ -14,7 +14,8 @@ Each pair runs back to back on the same machine with the same thread count (defa
     (bench/quant_kernels.py over bench/ggml_vec_dot.c), one thread;
   - SentencePiece encoding (`llm bench sentencepiece`) vs the sentencepiece library, one thread;
   - `llm quantize` vs `llama-quantize` (bench/llama_quantize.py): identical bytes for every type on
-    SmolLM2, Q4_K_M speed, and llama-perplexity on our files agreeing with `llm perplexity`.
+    SmolLM2, Q4_K_M speed, llama-perplexity on our files agreeing with `llm perplexity` (perplexity
+    and KL divergence), and our Q4_K_M file run by both engines (speed, load, memory).
 Prints a Markdown table: work · ours · reference · ratio (ours / reference; > 1 means we are faster).
 Run it on a quiet machine: nothing else should be compiling or computing.
 """
@@ -219,6 +220,14 @@ qz = lines([sys.executable, os.path.join(here, "llama_quantize.py"), "--llm", ar
             "--rounds", str(max(1, min(3, args.rounds))), "--json"])[0]
 llama_notes += qz.get("notes", [f"llama-quantize comparison skipped: {qz.get('skipped')}"])
 rows += [tuple(r) for r in qz.get("rows", [])]
+# The files we write run at the kernels' speed: SmolLM2 requantized to Q4_K_M by `llm quantize`,
+# ours vs llama.cpp on that file.
+ours_q4km = os.path.join(cache, "quantize", "ours-q4_k_m.gguf")
+if os.path.exists(ours_q4km):
+    written = lines([sys.executable, os.path.join(here, "llamacpp.py"), "--llm", args.llm, "--threads", T, "--model", ours_q4km,
+                     "--label", "SmolLM2-135M Q4_K_M written by llm quantize", "--rounds", str(max(1, min(3, args.rounds))), "--json"])[0]
+    llama_notes += written.get("notes", [f"our Q4_K_M file vs llama.cpp skipped: {written.get('skipped')}"])
+    rows += [tuple(r) for r in written.get("rows", [])]
 
 print(f"\nthreads: {args.threads}, best of {args.rounds} alternating rounds; our OpenBLAS kernels: {blas_kernels}\n")
 print("| work | ours | reference | ratio | reference is |")

@@ -27,7 +27,7 @@ import Tensors
 /// the layers already rescaled and rounded.
 ///
 /// Measured (2026-12-02, perplexity on held-out text, Float32 arithmetic): SmolLM2-135M at Q4_0
-/// with a Q8_0 head, 4,096 calibration tokens — round to nearest 14.0, scales from activations
+/// with a Q8_0 head, 4,096 calibration tokens — round to nearest 13.94, scales from activations
 /// alone (s = mean|x|^α) 12.95, with the weights' size too 12.90, and with every calibration row
 /// counted once in XᵀX 12.66 (the attention-sink weighting that GPTQ needs hurts here: AWQ moves
 /// no error between channels, it only weighs the search); our GPT at Q4_K: round to nearest 57.58,
@@ -42,6 +42,30 @@ public enum ModelAWQ {
         public init(attention: [Float]? = nil, output: [Float]? = nil, mlp: [Float]? = nil, down: [Float]? = nil) {
             self.attention = attention; self.output = output; self.mlp = mlp; self.down = down
         }
+
+        subscript(kind: GroupKind) -> [Float]? {
+            get {
+                switch kind {
+                case .attention: return attention
+                case .output: return output
+                case .mlp: return mlp
+                case .down: return down
+                }
+            }
+            set {
+                switch kind {
+                case .attention: attention = newValue
+                case .output: output = newValue
+                case .mlp: mlp = newValue
+                case .down: down = newValue
+                }
+            }
+        }
+    }
+
+    /// The four places a layer's scales go (see the table above).
+    public enum GroupKind: String, Sendable {
+        case attention, output, mlp, down
     }
 
     /// One group's search: the α chosen (nil: no rescaling beat round-to-nearest) and the
@@ -80,14 +104,10 @@ public enum ModelAWQ {
             for group in groups(of: layer, model: model) {
                 let members = group.members.filter { typeOf(i, $0) != nil }
                 guard !members.isEmpty, let stats = statistics[group.members[0]] else { continue }
-                let (s, report) = search(group, members: members.map { (weights[$0].weight, typeOf(i, $0)!) }, statistics: stats, grid: grid, weightAware: weightAware)
+                let (s, report) = search(group, members: members.map { (weights[$0].weight, typeOf(i, $0)!) }, statistics: stats,
+                                         grid: grid, weightAware: weightAware)
                 reports.append(report)
-                switch group.name {
-                case "attention": scales.attention = s
-                case "output": scales.output = s
-                case "mlp": scales.mlp = s
-                default: scales.down = s
-                }
+                scales[group.kind] = s
             }
             try fold(scales, into: layer, weights: &weights, model: model)
             for role in DecoderWeight.allCases where layer.projection(role) != nil {
@@ -117,7 +137,7 @@ public enum ModelAWQ {
     /// A set of projections sharing one input, the scales' width, and which input column of the
     /// members each scale serves (the identity but for o under grouped-query attention).
     struct Group {
-        let name: String
+        let kind: GroupKind
         let members: [DecoderWeight]
         let width: Int
         let scaleOfColumn: [Int]
@@ -130,14 +150,14 @@ public enum ModelAWQ {
         let c = spec.embedding
         var out: [Group] = []
         let preNorms = layer.placement == .pre
-        if preNorms { out.append(Group(name: "attention", members: [.q, .k, .v], width: c, scaleOfColumn: Array(0..<c))) }
+        if preNorms { out.append(Group(kind: .attention, members: [.q, .k, .v], width: c, scaleOfColumn: Array(0..<c))) }
         // o's column h·D + d reads value channel (h / (H / Hkv))·D + d.
         let (h, hkv, d) = (spec.heads, spec.kvHeads, spec.headSize)
-        out.append(Group(name: "output", members: [.o], width: hkv * d,
+        out.append(Group(kind: .output, members: [.o], width: hkv * d,
                          scaleOfColumn: (0..<(h * d)).map { j in (j / d / (h / hkv)) * d + j % d }))
-        if preNorms { out.append(Group(name: "mlp", members: layer.mlp.gate == nil ? [.up] : [.gate, .up], width: c, scaleOfColumn: Array(0..<c))) }
+        if preNorms { out.append(Group(kind: .mlp, members: layer.mlp.gate == nil ? [.up] : [.gate, .up], width: c, scaleOfColumn: Array(0..<c))) }
         if layer.mlp.gate != nil {
-            out.append(Group(name: "down", members: [.down], width: spec.hidden, scaleOfColumn: Array(0..<spec.hidden)))
+            out.append(Group(kind: .down, members: [.down], width: spec.hidden, scaleOfColumn: Array(0..<spec.hidden)))
         }
         return out
     }
@@ -179,7 +199,7 @@ public enum ModelAWQ {
             let e = error(s)
             if e < best.error { best = (alpha, e, s) }
         }
-        return (best.scales, GroupReport(group: group.name, alpha: best.alpha, error: best.error, roundToNearestError: rtn))
+        return (best.scales, GroupReport(group: group.kind.rawValue, alpha: best.alpha, error: best.error, roundToNearestError: rtn))
     }
 
     /// mean|ŵ| per scale: |w| relative to the largest |w| in its row's block of 32, averaged over
@@ -259,39 +279,42 @@ public enum ModelAWQ {
     }
 
     static func fold(_ scales: LayerScales, into layer: DecoderLayer, weights: inout FloatProjections, model: DecoderModel) throws {
-        for group in groups(of: layer, model: model) {
-            let s: [Float]?
-            switch group.name {
-            case "attention": s = scales.attention
-            case "output": s = scales.output
-            case "mlp": s = scales.mlp
-            default: s = scales.down
+        let groups = groups(of: layer, model: model)
+        // Everything checked before anything changes.
+        for kind in [GroupKind.attention, .output, .mlp, .down] where scales[kind] != nil {
+            guard let group = groups.first(where: { $0.kind == kind }) else {
+                throw ModelError.input("AWQ: this layer has no place for \(kind.rawValue) scales (\(kind == .down ? "its MLP has no gate" : "its norms come after"))")
             }
-            guard let s else { continue }
+            let s = scales[kind]!
             guard s.count == group.width, s.allSatisfy({ $0.isFinite && $0 > 0 }) else {
-                throw ModelError.input("AWQ: the \(group.name) scales must be \(group.width) positive finite values, got \(s.count)")
+                throw ModelError.input("AWQ: the \(kind.rawValue) scales must be \(group.width) positive finite values, got \(s.count)")
             }
-            switch group.name {
-            case "attention": try divideNorm(layer.attentionNorm, s)
-            case "output": weights.divideRows(.v, s)
-            case "mlp": try divideNorm(layer.mlpNorm, s)
-            default: weights.divideRows(.up, s)
+        }
+        for norm in [layer.attentionNorm, layer.mlpNorm] where !(norm is RMSNorm || norm is LayerNorm) {
+            throw ModelError.weights("AWQ: cannot fold scales into a \(type(of: norm))")
+        }
+        for group in groups {
+            guard let s = scales[group.kind] else { continue }
+            switch group.kind {
+            case .attention: divideNorm(layer.attentionNorm, s)
+            case .output: weights.divideRows(.v, s)
+            case .mlp: divideNorm(layer.mlpNorm, s)
+            case .down: weights.divideRows(.up, s)
             }
             let column = group.scaleOfColumn.map { s[$0] }
             for role in group.members where layer.projection(role) != nil { weights.scaleColumns(role, column) }
         }
     }
 
-    /// A norm's output ÷ s: its weight (and LayerNorm's bias) divided, in new tensors.
-    static func divideNorm(_ norm: any NormLayer, _ s: [Float]) throws {
+    /// A norm's output ÷ s: its weight (and LayerNorm's bias) divided, in new tensors (RMSNorm or
+    /// LayerNorm, checked by the caller).
+    static func divideNorm(_ norm: any NormLayer, _ s: [Float]) {
         func divided(_ t: Tensor) -> Tensor { Tensor(shape: t.shape, zip(t.scalars, s).map { $0 / $1 }) }
         if let n = norm as? RMSNorm {
             n.weight = divided(n.weight)
         } else if let n = norm as? LayerNorm {
             n.weight = divided(n.weight)
             n.bias = n.bias.map(divided)
-        } else {
-            throw ModelError.weights("AWQ: cannot fold scales into a \(type(of: norm))")
         }
     }
 }
@@ -306,7 +329,8 @@ extension ModelAWQ {
         precondition(x.shape.last == cols, "AWQ: inputs of width \(x.shape.last ?? 0) for a weight of \(cols) columns")
         let stats = InputStatistics(width: cols, sequenceLength: x.count / cols, firstTokenWeight: 1)
         stats.add(x)
-        return search(Group(name: "projection", members: [], width: cols, scaleOfColumn: Array(0..<cols)),
+        // One projection: reported under the attention group's name.
+        return search(Group(kind: .attention, members: [], width: cols, scaleOfColumn: Array(0..<cols)),
                       members: [(weight, type)], statistics: stats, grid: max(grid, 1), weightAware: weightAware)
     }
 }

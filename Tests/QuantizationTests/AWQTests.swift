@@ -32,13 +32,20 @@ import Tensors
         #expect(diff <= 1e-5 * max(1, largest), "\(name): max |logit difference| \(diff) (largest logit \(largest))")
     }
 
-    /// Scales of the wrong width or not positive are an error, not a silent wrong model.
+    /// Scales of the wrong width, not positive, or with no place to go are an error, not a silent
+    /// wrong model.
     @Test func badScalesAreAnError() throws {
         let loaded = try LoadedModel.load(fixtures.appendingPathComponent("llama-tiny").path, arithmetic: .float32)
         let model = try #require(loaded.model as? DecoderModel)
         #expect(throws: ModelError.self) { try ModelAWQ.fold(ModelAWQ.LayerScales(attention: [1, 2]), into: model.layers[0], model: model) }
         let negative = [Float](repeating: -1, count: model.spec.embedding)
         #expect(throws: ModelError.self) { try ModelAWQ.fold(ModelAWQ.LayerScales(mlp: negative), into: model.layers[0], model: model) }
+        // GPT's MLP has no gate: no place for down scales. Nothing changes when a fold is refused.
+        let gpt = try #require(try LoadedModel.load(fixtures.appendingPathComponent("gpt2-tiny").path, arithmetic: .float32).model as? DecoderModel)
+        let norm = (gpt.layers[0].attentionNorm as! LayerNorm).weight.scalars
+        let s = ModelAWQ.LayerScales(attention: [Float](repeating: 2, count: gpt.spec.embedding), down: [Float](repeating: 2, count: gpt.spec.hidden))
+        #expect(throws: ModelError.self) { try ModelAWQ.fold(s, into: gpt.layers[0], model: gpt) }
+        #expect((gpt.layers[0].attentionNorm as! LayerNorm).weight.scalars == norm)
     }
 }
 
