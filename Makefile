@@ -65,7 +65,7 @@ bench: build
 	python3 bench/run.py --llm $(LLM)
 
 # Perplexity and KL divergence of every quantization type × method (rtn, gptq, awq) on a GPT it
-# trains (about 15 minutes, once) and on SmolLM2-135M: about 90 minutes on 2 cores; results are
+# trains (about 20 minutes, once) and on SmolLM2-135M: about 90 minutes on 2 cores; results are
 # kept in .cache/quality/results-16384.json, so a second run only measures what is missing.
 quality: build
 	@bash scripts/fetch/corpus.sh

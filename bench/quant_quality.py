@@ -4,7 +4,7 @@ the unquantized model's next-token distributions (as `llama-perplexity --kl-dive
 for every type × method of `llm quantize`, on two models:
 
   gpt      a GPT pretrained by `llm train` on the first 5 MB of the corpus (4 layers, 256 wide,
-           context 128, 2000 steps of 16 × 128 tokens, about 15 minutes on 2 cores; trained here
+           context 128, 2000 steps of 16 × 128 tokens, about 20 minutes on 2 cores; trained here
            when missing, the command below);
   smollm2  SmolLM2-135M-Instruct (Q4_1 GGUF) dequantized to Float32 by `llm quantize --type f32`.
 
@@ -70,7 +70,7 @@ def base_model(name):
     if name == "gpt":
         source = os.path.join(WORK, "gpt-run")
         if not os.path.exists(os.path.join(source, "checkpoint", "config.json")):
-            print("training the GPT (about 15 minutes on 2 cores) ...", file=sys.stderr)
+            print("training the GPT (about 20 minutes on 2 cores) ...", file=sys.stderr)
             run([args.llm] + GPT_TRAIN + ["--out", source, "--threads", T])
     else:
         source = os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf")
