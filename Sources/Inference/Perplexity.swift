@@ -19,14 +19,12 @@ public struct PerplexityResult: Sendable {
 public func perplexity(model: any LanguageModel, ids: [Int32], context n: Int, bos: Int32? = nil, maxChunks: Int? = nil,
                        onChunk: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> PerplexityResult {
     guard n >= 4 && n <= model.contextLength else { throw ModelError.input("perplexity: context \(n) outside 4...\(model.contextLength)") }
-    var count = ids.count / n
-    if let maxChunks { count = min(count, maxChunks) }
+    let count = chunkCount(ids, context: n, maxChunks: maxChunks)
     let v = model.vocabularySize, first = n / 2
     var nll = 0.0, scored = 0
     model.eval()
     for c in 0..<count {
-        var chunk = Array(ids[(c * n)..<((c + 1) * n)])
-        if let bos { chunk[0] = bos }
+        let chunk = scoringChunk(ids, c, context: n, bos: bos)
         if let decoder = model as? DecoderModel {
             // The output head only at the scored positions (half the chunk; with Gemma's 262,144-word
             // vocabulary the head is most of the work): log p(next token) there, fused.
@@ -47,13 +45,30 @@ public func perplexity(model: any LanguageModel, ids: [Int32], context n: Int, b
     return PerplexityResult(meanNLL: scored > 0 ? nll / Double(scored) : .nan, chunks: count, scored: scored)
 }
 
-/// log softmax(row)[target] for a row of v logits, in Double.
-public func logSoftmax(_ row: UnsafePointer<Float>, _ v: Int, target: Int) -> Double {
+/// How many whole chunks of `n` tokens are scored (at most `maxChunks`).
+func chunkCount(_ ids: [Int32], context n: Int, maxChunks: Int?) -> Int {
+    min(ids.count / n, maxChunks ?? .max)
+}
+
+/// Chunk c of the text: tokens c·n ..< (c + 1)·n, the first replaced by `bos` when there is one.
+func scoringChunk(_ ids: [Int32], _ c: Int, context n: Int, bos: Int32?) -> [Int32] {
+    var chunk = Array(ids[(c * n)..<((c + 1) * n)])
+    if let bos { chunk[0] = bos }
+    return chunk
+}
+
+/// log Σ exp(row) for a row of v logits, in Double (the largest subtracted first).
+func logSumExp(_ row: UnsafePointer<Float>, _ v: Int) -> Double {
     var m = -Float.infinity
     for i in 0..<v where row[i] > m { m = row[i] }
     var sum = 0.0
     for i in 0..<v { sum += Foundation.exp(Double(row[i] - m)) }
-    return Double(row[target] - m) - Foundation.log(sum)
+    return Double(m) + Foundation.log(sum)
+}
+
+/// log softmax(row)[target] for a row of v logits, in Double.
+public func logSoftmax(_ row: UnsafePointer<Float>, _ v: Int, target: Int) -> Double {
+    Double(row[target]) - logSumExp(row, v)
 }
 
 /// How far a model's next-token distributions are from a base model's on the same chunks, as
@@ -76,15 +91,13 @@ public func klDivergence(model: any LanguageModel, base: any LanguageModel, ids:
     guard model.vocabularySize == base.vocabularySize else {
         throw ModelError.input("KL divergence: the base model has \(base.vocabularySize) tokens in its vocabulary, the model \(model.vocabularySize)")
     }
-    var count = ids.count / n
-    if let maxChunks { count = min(count, maxChunks) }
+    let count = chunkCount(ids, context: n, maxChunks: maxChunks)
     let v = model.vocabularySize, first = n / 2
     var nll = 0.0, baseNLL = 0.0, kl = 0.0, same = 0, scored = 0
     model.eval(); base.eval()
     var lp = [Double](repeating: 0, count: v), lq = [Double](repeating: 0, count: v)
     for c in 0..<count {
-        var chunk = Array(ids[(c * n)..<((c + 1) * n)])
-        if let bos { chunk[0] = bos }
+        let chunk = scoringChunk(ids, c, context: n, bos: bos)
         let q = try withNoGrad { try model.logits(chunk, batch: 1, length: n) }     // (1, n, V)
         let p = try withNoGrad { try base.logits(chunk, batch: 1, length: n) }      // (1, n, V)
         for j in first..<(n - 1) {
@@ -109,10 +122,6 @@ public func klDivergence(model: any LanguageModel, base: any LanguageModel, ids:
 
 /// log softmax of a row of v logits, in Double.
 func logSoftmaxRow(_ row: UnsafePointer<Float>, _ v: Int, into out: inout [Double]) {
-    var m = -Float.infinity
-    for i in 0..<v where row[i] > m { m = row[i] }
-    var sum = 0.0
-    for i in 0..<v { sum += Foundation.exp(Double(row[i] - m)) }
-    let shift = Double(m) + Foundation.log(sum)
+    let shift = logSumExp(row, v)
     for i in 0..<v { out[i] = Double(row[i]) - shift }
 }

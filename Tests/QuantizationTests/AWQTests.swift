@@ -82,8 +82,7 @@ import Tensors
     @Test func projectionsBecomeBlocksAndTheFileRuns() throws {
         let loaded = try LoadedModel.load(fixtures.appendingPathComponent("llama-tiny").path, arithmetic: .float32)
         let model = loaded.model as! DecoderModel
-        let rng = RandomGenerator(seed: 2)
-        let sequences = (0..<6).map { _ in (0..<32).map { _ in Int32(rng.next() % UInt64(model.vocabularySize)) } }
+        let sequences = randomCalibration(model)
         var reports: [ModelAWQ.LayerReport] = []
         let scales = try ModelAWQ.quantize(model, calibration: sequences, typeOf: { _, _ in .q4_0 }, sequencesPerPass: 4) { reports.append($0) }
         #expect(scales.count == model.layers.count && reports.count == model.layers.count)
@@ -91,12 +90,7 @@ import Tensors
             #expect(r.groups.map(\.group) == ["attention", "output", "mlp", "down"])
             for g in r.groups { #expect(g.error <= g.roundToNearestError, "layer \(r.layer) \(g.group): \(g.error) > RTN \(g.roundToNearestError)") }
         }
-        for layer in model.layers {
-            for role in [DecoderWeight.q, .k, .v, .o, .gate, .up, .down] {
-                let p = try #require(layer.projection(role) as? QuantizedLinear)
-                #expect(p.weight.type == .q4_0)
-            }
-        }
+        try expectProjections(of: model, are: .q4_0)
         let source = try GGUFSource(model: model, name: "tiny", tokenizer: loaded.tokenizer, bos: loaded.bos, eos: loaded.eos, chatTemplate: nil)
         let path = temporaryPath("awq.gguf")
         defer { try? FileManager.default.removeItem(atPath: path) }

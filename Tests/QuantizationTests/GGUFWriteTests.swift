@@ -23,6 +23,22 @@ func fixtureGGUF(_ folder: String, _ name: String) throws -> String {
 
 func bytes(_ m: QuantizedMatrix) -> [UInt8] { Array(UnsafeRawBufferPointer(start: m.bytes, count: m.byteCount)) }
 
+/// Six random calibration sequences of 32 tokens for a tiny model (GPTQ's and AWQ's whole-model tests).
+func randomCalibration(_ model: DecoderModel) -> [[Int32]] {
+    let rng = RandomGenerator(seed: 2)
+    return (0..<6).map { _ in (0..<32).map { _ in Int32(rng.next() % UInt64(model.vocabularySize)) } }
+}
+
+/// Every projection of every layer is a `QuantizedLinear` of `type`.
+func expectProjections(of model: DecoderModel, are type: GGMLType) throws {
+    for layer in model.layers {
+        for role in [DecoderWeight.q, .k, .v, .o, .gate, .up, .down] {
+            let p = try #require(layer.projection(role) as? QuantizedLinear)
+            #expect(p.weight.type == type)
+        }
+    }
+}
+
 /// The GGUF writer and the model → GGUF export, read back by our reader and compared with files
 /// that gguf-py (llama.cpp's converter library) wrote.
 @Suite struct GGUFWriting {
