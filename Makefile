@@ -3,12 +3,13 @@
 # make bench  — side-by-side benchmarks against numpy / PyTorch / tiktoken / HF tokenizers / llama.cpp
 # make fixtures — regenerates the committed PyTorch and llama.cpp reference fixtures
 # make quality — what quantization costs: perplexity and KL divergence per type × method (README table)
+# make fuzz   — every file reader under libFuzzer, FUZZ_RUNS executions (default 1,000,000) each
 
 # Baseline x86-64 turns SIMD FMA into library calls: compile for this machine's CPU.
 SWIFTFLAGS := -c release -Xswiftc -target-cpu -Xswiftc native
 LLM := .build/release/llm
 
-.PHONY: setup build demo test bench fixtures quality clean
+.PHONY: setup build demo test bench fixtures quality fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -70,6 +71,13 @@ bench: build
 quality: build
 	@bash scripts/fetch/corpus.sh
 	python3 bench/quant_quality.py --llm $(LLM)
+
+# Every reader of user files (GGUF, safetensors, tokenizers, SentencePiece, datasets, adapters,
+# checkpoints, token files) under libFuzzer: see scripts/fuzz.sh and README "Fuzzing".
+FUZZ_RUNS ?= 1000000
+FUZZ_SECONDS ?= 900
+fuzz: setup
+	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 fixtures:
 	@bash scripts/setup-python.sh

@@ -32,6 +32,7 @@ let package = Package(
         .library(name: "Quantization", targets: ["Quantization"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Inference", targets: ["Inference"]),
+        .executable(name: "llm-fuzz", targets: ["llm-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -58,6 +59,10 @@ let package = Package(
         .target(name: "Quantization", dependencies: ["Tokenization", "Tensors", "NN", "Models"], swiftSettings: speed),
         .target(name: "Training", dependencies: ["Tokenization", "Tensors", "NN", "Models"], swiftSettings: speed),
         .target(name: "Inference", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Training"], swiftSettings: speed),
+        // Every reader of user files as a fuzz target, with seeds from our own writers (make fuzz).
+        .target(name: "FuzzTargets", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Quantization", "Training", "Inference"],
+                swiftSettings: speed),
+        .executableTarget(name: "llm-fuzz", dependencies: ["FuzzTargets"], swiftSettings: speed),
         .executableTarget(
             name: "llm",
             dependencies: [
@@ -74,6 +79,7 @@ let package = Package(
         .testTarget(name: "InferenceTests", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Inference"], swiftSettings: speed),
         .testTarget(name: "ModelsTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),
         .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"], swiftSettings: speed),
         .testTarget(name: "QuantizationTests", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Quantization", "Inference"], swiftSettings: speed),
     ],
     swiftLanguageModes: [.v5]

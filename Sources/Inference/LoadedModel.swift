@@ -187,7 +187,7 @@ public let charTokenizerFile = "char-tokenizer.json"
 /// A character-level tokenizer saved in `folder`, if there is one.
 public func loadCharTokenizer(_ folder: String) throws -> CharTokenizer? {
     guard let data = FileManager.default.contents(atPath: folder + "/" + charTokenizerFile) else { return nil }
-    do { return try JSONDecoder().decode(CharTokenizer.self, from: data) } catch { throw InferenceError("\(folder)/\(charTokenizerFile): \(error)") }
+    do { return try JSONDecoder().decode(CharTokenizer.self, from: data) } catch { throw InferenceError("\(folder)/\(charTokenizerFile): \(describeJSONError(error, in: data))") }
 }
 
 /// Where fetched reference data lives: $LLM_CACHE, else `.cache` beside the build folder of the

@@ -44,7 +44,7 @@ extension Tokenizer {
         }
         let config: TokenizerConfig
         do { config = try JSONDecoder().decode(TokenizerConfig.self, from: data) } catch {
-            throw .file(path: configPath, line: nil, message: "not a tokenizer config: \(error)")
+            throw .file(path: configPath, line: nil, message: "not a tokenizer config: \(describeJSONError(error, in: data))")
         }
         let tokens = try TiktokenFile.read(directory + "/" + ranksFileName)
         var merges: [(UInt32, UInt32)]?
@@ -52,7 +52,14 @@ extension Tokenizer {
             guard m.allSatisfy({ $0.count == 2 }) else { throw .file(path: configPath, line: nil, message: "merges must be [left, right] pairs") }
             merges = m.map { ($0[0], $0[1]) }
         }
-        return Tokenizer(pattern: config.pattern, bpe: try BytePairEncoder(tokens: tokens, merges: merges), specialTokens: config.specialTokens)
+        return Tokenizer(pattern: config.pattern, bpe: try encoder(tokens, merges, file: configPath), specialTokens: config.specialTokens)
+    }
+
+    /// The encoder of a vocabulary read from `file` (its problems named with the file).
+    private static func encoder(_ tokens: [[UInt8]], _ merges: [(UInt32, UInt32)]?, file: String) throws(TokenizerError) -> BytePairEncoder {
+        do { return try BytePairEncoder(tokens: tokens, merges: merges) } catch let .invalidVocabulary(m) {
+            throw .file(path: file, line: nil, message: "invalid vocabulary: \(m)")
+        }
     }
 
     /// Loads whatever `path` is: our folder, a Hugging Face `tokenizer.json` (or a folder holding
@@ -68,15 +75,15 @@ extension Tokenizer {
             throw .file(path: path, line: nil, message: "holds neither \(configFileName) nor tokenizer.json")
         }
         if path.hasSuffix(".json") { return try load(huggingFace: path) }
-        return Tokenizer(pattern: .gpt2, bpe: try BytePairEncoder(tokens: try TiktokenFile.read(path)))
+        return Tokenizer(pattern: .gpt2, bpe: try encoder(try TiktokenFile.read(path), nil, file: path))
     }
 
     /// A Hugging Face `tokenizer.json` for a byte-level BPE model (GPT-2 style): the vocabulary's
     /// strings use GPT-2's byte-to-character table; merges are "left right" strings or pairs.
     public static func load(huggingFace path: String) throws(TokenizerError) -> Tokenizer {
         func fail(_ m: String) -> TokenizerError { .file(path: path, line: nil, message: m) }
-        guard let data = FileManager.default.contents(atPath: path),
-              let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw fail("cannot read as JSON") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw fail("cannot read the file") }
+        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw fail(jsonSyntaxError(data) ?? "not a JSON object") }
         guard let model = root["model"] as? [String: Any], (model["type"] as? String ?? "BPE") == "BPE",
               let vocab = model["vocab"] as? [String: Int], let rawMerges = model["merges"] as? [Any] else {
             throw fail("not a BPE tokenizer.json (model.type, model.vocab, model.merges)")
@@ -86,11 +93,19 @@ extension Tokenizer {
             guard let out = byteLevelBytes(s, decodeTable) else { throw fail("vocabulary entry \(s.debugDescription) is not byte-level") }
             return out
         }
+        // Ids run 0, 1, 2, … without gaps, so none can reach the number of entries (checked before
+        // the table is sized by the largest).
+        let added = root["added_tokens"] as? [[String: Any]] ?? []
+        let limit = vocab.count + added.count
+        for (s, id) in vocab where id < 0 || id >= limit {
+            throw fail("model.vocab entry \(s.debugDescription) has id \(id), outside 0..<\(limit) (the vocabulary and added_tokens hold \(limit) entries)")
+        }
         var tokens = [[UInt8]?](repeating: nil, count: (vocab.values.max() ?? -1) + 1)
         for (s, id) in vocab { tokens[id] = try bytes(s) }
         var specials: [String: UInt32] = [:]
-        for t in root["added_tokens"] as? [[String: Any]] ?? [] {
+        for (i, t) in added.enumerated() {
             guard let id = t["id"] as? Int, let content = t["content"] as? String else { continue }
+            guard id >= 0, id < limit else { throw fail("added_tokens[\(i)] has id \(id), outside 0..<\(limit)") }
             specials[content] = UInt32(id)
             if id < tokens.count, tokens[id] == nil { tokens[id] = Array(content.utf8) }
         }
@@ -104,7 +119,7 @@ extension Tokenizer {
             merges.append((UInt32(a), UInt32(b)))
         }
         let pattern = try huggingFacePattern(root["pre_tokenizer"], fail)
-        return Tokenizer(pattern: pattern, bpe: try BytePairEncoder(tokens: tokens.map { $0! }, merges: merges), specialTokens: specials)
+        return Tokenizer(pattern: pattern, bpe: try encoder(tokens.map { $0! }, merges, file: path), specialTokens: specials)
     }
 
     private static func huggingFacePattern(_ pre: Any?, _ fail: (String) -> TokenizerError) throws(TokenizerError) -> SplitPattern {

@@ -91,7 +91,7 @@ public enum Checkpoint {
 
     public static func readState(_ folder: String) throws -> State {
         guard let data = FileManager.default.contents(atPath: folder + "/state.json") else { throw TrainingError.file(folder + "/state.json", "cannot read") }
-        do { return try JSONDecoder().decode(State.self, from: data) } catch { throw TrainingError.file(folder + "/state.json", "\(error)") }
+        do { return try JSONDecoder().decode(State.self, from: data) } catch { throw TrainingError.file(folder + "/state.json", describeJSONError(error, in: data)) }
     }
 
     /// Restores optimizer moments, the data order, the dropout generator and the step counters.

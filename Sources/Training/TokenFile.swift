@@ -21,14 +21,16 @@ public final class TokenFile: @unchecked Sendable {
         }
         guard d.count >= 32, Array(d[0..<8]) == Self.magic else { throw TrainingError.file(path, "not a token file (no LLMTOKS1 header)") }
         data = d
-        let (width, vocab, n) = d.withUnsafeBytes { raw in
+        let (width, vocab, declared) = d.withUnsafeBytes { raw in
             (Int(raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self)), Int(raw.loadUnaligned(fromByteOffset: 12, as: UInt32.self)),
-             Int(raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)))
+             raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
         }
         guard width == 2 || width == 4 else { throw TrainingError.file(path, "\(width) bytes per token at byte 8 (expected 2 or 4)") }
-        guard 32 + n * width == d.count else {
-            throw TrainingError.file(path, "header says \(n) tokens of \(width) bytes, but the file holds \(d.count - 32) bytes after the header")
+        // The declared count against the file's real size, before any arithmetic on it.
+        guard declared == UInt64(d.count - 32) / UInt64(width), (d.count - 32) % width == 0 else {
+            throw TrainingError.file(path, "header says \(declared) tokens of \(width) bytes at byte 16, but the file holds \(d.count - 32) bytes after the header")
         }
+        let n = Int(declared)
         bytesPerToken = width; vocabularySize = vocab; count = n
     }
 

@@ -13,7 +13,9 @@ public struct TrainingOptions: Codable, Sendable {
     public var minLearningRate: Float = 6e-5
     public var warmup = 100
     public var weightDecay: Float = 0.1
+    /// Largest global gradient norm (0: no clipping).
     public var clip: Float = 1
+    /// Evaluate (and checkpoint) every this many steps; 0: only at the end.
     public var evalEvery = 100
     public var evalBatches = 20
     public var sampleEvery = 0
@@ -135,7 +137,7 @@ public final class Trainer {
                 throw TrainingError.nonFinite(step: step + 1, what: "the gradient of \(name)")
             }
         }
-        let norm = clipGradNorm(model.parameters, maxNorm: options.clip)
+        let norm = options.clip > 0 ? clipGradNorm(model.parameters, maxNorm: options.clip) : gradNorm(model.parameters)
         let lr = schedule.learningRate(at: step)
         optimizer.learningRate = lr
         optimizer.step()

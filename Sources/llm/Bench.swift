@@ -20,12 +20,21 @@ extension Bench {
         @Option(help: "Seconds to spend on each shape.") var seconds: Double = 1.5
         @Flag(help: "Print JSON lines instead of a table.") var json = false
 
+        func validate() throws {
+            for spec in shapes.split(separator: ",", omittingEmptySubsequences: false) {
+                let d = spec.split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+                guard d.count == 3, d.allSatisfy({ ($0 ?? 0) > 0 && $0! <= 1 << 14 }) else {
+                    throw CLIError("--shapes must be MxKxN sizes from 1 to 16384, comma separated; got '\(spec)'")
+                }
+            }
+            try positive(seconds, "--seconds", max: 3600)
+        }
+
         func run() throws {
             global.apply()
             if !json { print("threads: \(Parallel.threads), BLAS kernels: \(BLAS.kernelName ?? "Accelerate")\n| shape (M×K×N) | GFLOPS |\n|---|---|") }
             for spec in shapes.split(separator: ",") {
                 let d = spec.split(separator: "x").compactMap { Int($0) }
-                guard d.count == 3 else { throw ValidationError("bad shape '\(spec)': expected MxKxN") }
                 let (m, k, n) = (d[0], d[1], d[2])
                 let rng = RandomGenerator(seed: 0)
                 let a = Tensor.randn([m, k], rng: rng), b = Tensor.randn([k, n], rng: rng)
@@ -48,6 +57,15 @@ extension Bench {
         @Option var heads = 12
         @Option(help: "Seconds to spend.") var seconds: Double = 5
         @Flag(help: "Print one JSON line instead of text.") var json = false
+
+        func validate() throws {
+            try positive(batch, "--batch", max: 1 << 12)
+            try positive(context, "--context", max: 1 << 16)
+            try positive(embedding, "--embedding", max: 1 << 14)
+            try positive(heads, "--heads", max: 1 << 10)
+            guard embedding % heads == 0 else { throw CLIError("--embedding \(embedding) is not divisible by --heads \(heads)") }
+            try positive(seconds, "--seconds", max: 3600)
+        }
 
         func run() throws {
             global.apply()

@@ -29,13 +29,20 @@ extension Bench {
         @Flag(help: "Print one JSON line.") var json = false
         @OptionGroup var global: GlobalOptions
 
+        func validate() throws {
+            try checkModel(model)
+            try oneOf(method, "--method", ["lora", "full"])
+            try oneOf(objective, "--objective", ["sft", "dpo"])
+            try positive(batch, "--batch", max: 1 << 12)
+            try atLeast(objective == "dpo" ? 4 : 1, length, "--length", max: 1 << 20)
+            try positive(rank, "--rank", max: 1 << 14)
+            try positive(alpha, "--alpha")
+            try positive(steps, "--steps", max: 1 << 20)
+            try atLeast(0, warmupSteps, "--warmup-steps", max: 1 << 20, zero: "no warm-up")
+        }
+
         func run() throws {
             global.apply()
-            for (v, n) in [(batch, "--batch"), (length, "--length"), (rank, "--rank"), (steps, "--steps")] { try positive(v, n) }
-            guard warmupSteps >= 0 else { throw CLIError("--warmup-steps must be 0 or more, got \(warmupSteps)") }
-            guard method == "lora" || method == "full" else { throw CLIError("--method must be lora or full, got \(method)") }
-            guard objective == "sft" || objective == "dpo" else { throw CLIError("--objective must be sft or dpo, got \(objective)") }
-            if objective == "dpo" { guard length >= 4 else { throw CLIError("--length must be at least 4 for dpo, got \(length)") } }
             let loaded = try LoadedModel.load(model, arithmetic: .float32)
             guard let decoder = loaded.model as? DecoderModel else { throw CLIError("\(model): not a decoder") }
             guard length <= decoder.contextLength else { throw CLIError("--length \(length) exceeds the context \(decoder.contextLength)") }

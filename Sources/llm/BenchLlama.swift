@@ -19,10 +19,18 @@ extension Bench {
         @OptionGroup var loading: ModelLoading
         @OptionGroup var global: GlobalOptions
 
+        func validate() throws {
+            try checkModel(model)
+            try positive(promptTokens, "--prompt-tokens", max: 1 << 20)
+            try positive(genTokens, "--gen-tokens", max: 1 << 20)
+            try positive(repetitions, "--repetitions", max: 1000)
+        }
+
         func run() throws {
             global.apply()
             let loaded = try loading.load(model)
             let lm = loaded.model
+            guard promptTokens + genTokens <= lm.contextLength else { throw CLIError("--prompt-tokens + --gen-tokens must fit the context (\(lm.contextLength))") }
             lm.eval()
             let v = lm.vocabularySize
             let rng = RandomGenerator(seed: 1)
@@ -74,11 +82,16 @@ extension Bench {
         @OptionGroup var loading: ModelLoading
         @OptionGroup var global: GlobalOptions
 
+        func validate() throws {
+            try checkModel(model)
+            try positive(sequences, "--sequences", max: 1 << 12)
+            try positive(promptTokens, "--prompt-tokens", max: 1 << 20)
+            try positive(genTokens, "--gen-tokens", max: 1 << 20)
+            try positive(repetitions, "--repetitions", max: 1000)
+        }
+
         func run() throws {
             global.apply()
-            guard sequences > 0, promptTokens > 0, genTokens > 0, repetitions > 0 else {
-                throw CLIError("--sequences, --prompt-tokens, --gen-tokens and --repetitions must be positive")
-            }
             let loaded = try loading.load(model)
             let lm = loaded.model
             guard promptTokens + genTokens < lm.contextLength else { throw CLIError("--prompt-tokens + --gen-tokens must fit the context (\(lm.contextLength))") }
@@ -124,22 +137,32 @@ extension Bench {
         @Flag(help: "One JSON object per format instead of the table.") var json = false
         @OptionGroup var global: GlobalOptions
 
+        static let formats: [GGMLType] = [.f32, .f16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+
+        func validate() throws {
+            let d = shape.split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+            guard d.count == 2, d.allSatisfy({ ($0 ?? 0) > 0 && $0! <= 1 << 16 }) else {
+                throw CLIError("--shape must be ROWSxCOLS with sizes from 1 to 65536, got '\(shape)'")
+            }
+            try positive(inputs, "--inputs", max: 1 << 12)
+            try positive(seconds, "--seconds", max: 3600)
+            _ = try chosenFormats()
+        }
+
+        func chosenFormats() throws -> [GGMLType] {
+            guard let types else { return Self.formats }
+            return try types.split(separator: ",", omittingEmptySubsequences: false).map { name in
+                guard let t = Self.formats.first(where: { $0.name.lowercased() == name.lowercased() }) else {
+                    throw CLIError("--types: unknown format '\(name)' (known: \(Self.formats.map(\.name).joined(separator: ", ")))")
+                }
+                return t
+            }
+        }
+
         func run() throws {
             global.apply()
             let d = shape.split(separator: "x").compactMap { Int($0) }
-            guard d.count == 2, d[0] > 0, d[1] > 0 else { throw CLIError("--shape must be ROWSxCOLS with positive sizes, got '\(shape)'") }
-            guard inputs > 0 else { throw CLIError("--inputs must be positive, got \(inputs)") }
-            guard seconds > 0, seconds.isFinite else { throw CLIError("--seconds must be positive, got \(seconds)") }
-            let all: [GGMLType] = [.f32, .f16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
-            var chosen = all
-            if let types {
-                chosen = try types.split(separator: ",").map { name in
-                    guard let t = all.first(where: { $0.name.lowercased() == name.lowercased() }) else {
-                        throw CLIError("--types: unknown format '\(name)' (known: \(all.map(\.name).joined(separator: ", ")))")
-                    }
-                    return t
-                }
-            }
+            let chosen = try chosenFormats()
             let rng = RandomGenerator(seed: 0)
             let w = Tensor.randn([d[0], d[1]], rng: rng), x = Tensor.randn([inputs, d[1]], rng: rng)
             if !json {

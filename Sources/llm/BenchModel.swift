@@ -16,9 +16,16 @@ extension Bench {
         @Flag var json = false
         @OptionGroup var global: GlobalOptions
 
+        func validate() throws {
+            try oneOf(config, "--config", GPTConfig.presets.keys.sorted())
+            try positive(batch, "--batch", max: 1 << 12)
+            try positive(context, "--context", max: 1 << 16)
+            try positive(steps, "--steps", max: 1 << 20)
+        }
+
         func run() throws {
             global.apply()
-            guard var cfg = GPTConfig.presets[config] else { throw CLIError("unknown config \(config)") }
+            var cfg = GPTConfig.presets[config]!
             cfg.contextLength = max(cfg.contextLength, context)
             let gpt = GPT(cfg, rng: RandomGenerator(seed: 0))
             let opt = AdamW(ParameterGroup.decayMatrices(of: gpt, weightDecay: 0.1), learningRate: 1e-4, beta1: 0.9, beta2: 0.95)
@@ -59,9 +66,16 @@ extension Bench {
         @Flag var json = false
         @OptionGroup var global: GlobalOptions
 
+        func validate() throws {
+            try oneOf(config, "--config", GPTConfig.presets.keys.sorted())
+            try positive(prompt, "--prompt", max: 1 << 16)
+            try positive(tokens, "--tokens", max: 1 << 16)
+        }
+
         func run() throws {
             global.apply()
-            guard let cfg = GPTConfig.presets[config] else { throw CLIError("unknown config \(config)") }
+            let cfg = GPTConfig.presets[config]!
+            guard prompt + tokens + 4 <= cfg.contextLength else { throw CLIError("--prompt + --tokens must fit the context of \(cfg.contextLength)") }
             let gpt = GPT(cfg, rng: RandomGenerator(seed: 0))
             let ids = (0..<prompt).map { Int32($0 * 37 % cfg.vocabularySize) }
             var gen = Generator(model: gpt, sampler: .greedy)

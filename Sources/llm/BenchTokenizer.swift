@@ -15,8 +15,13 @@ extension Bench {
         @Option(name: .customLong("repeat"), help: "How many copies of the text make the string encoded.") var copies = 4
         @Flag(help: "One JSON object.") var json = false
 
+        func validate() throws {
+            try existing(model, "--model", .file)
+            try existing(text, "--text", .file)
+            try positive(copies, "--repeat", max: 1 << 12)
+        }
+
         func run() throws {
-            guard copies > 0 else { throw CLIError("--repeat must be positive, got \(copies)") }
             let tok = try loadTokenizer(path: model)
             let one = try utf8Text(try readFile(text), source: text)
             let input = String(repeating: one, count: copies)
@@ -46,6 +51,16 @@ extension Bench {
         @Option(help: "Threads for batch encoding and training.") var threads = 2
         @Option(help: "Write all ids (little-endian uint32) here, for an exact comparison.") var idsOut: String?
         @Option(help: "Repetitions (best is kept).") var repeats = 3
+
+        func validate() throws {
+            try existing(corpus, "--corpus", .file)
+            try existing(train, "--train", .file)
+            try existing(heldout, "--heldout", .file)
+            try atLeast(257, vocab, "--vocab", max: largestVocabulary)
+            try positive(threads, "--threads", max: largestThreadCount)
+            try outputFile(idsOut, "--ids-out")
+            try positive(repeats, "--repeats", max: 1000)
+        }
 
         func run() throws {
             let gpt2 = try loadGPT2()

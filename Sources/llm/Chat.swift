@@ -21,6 +21,12 @@ struct Chat: ParsableCommand {
     @OptionGroup var loading: ModelLoading
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        try checkModel(model)
+        try positive(maxNewTokens, "--max-new-tokens")
+        try checkSampling(temperature: temperature, topK: topK, topP: topP)
+    }
+
     func run() throws {
         global.apply()
         let loaded = try loading.load(model)

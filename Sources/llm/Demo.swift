@@ -16,6 +16,13 @@ struct Demo: ParsableCommand {
     @Option(help: "Peak learning rate.") var lr: Float = 0.01
     @Option(help: "Random seed.") var seed: UInt64 = 1
 
+    func validate() throws {
+        try positive(steps, "--steps", max: 1 << 30)
+        try positive(points, "--points", max: 1 << 20)
+        try positive(hidden, "--hidden", max: 1 << 14)
+        try positive(lr, "--lr")
+    }
+
     func run() throws {
         global.apply()
         let rng = RandomGenerator(seed: seed)
@@ -36,7 +43,7 @@ struct Demo: ParsableCommand {
             loss.backward()
             let norm = clipGradNorm(model.parameters, maxNorm: 1)
             optimizer.step()
-            if step % (steps / 12) == 0 || step == steps - 1 {
+            if step % max(1, steps / 12) == 0 || step == steps - 1 {
                 let acc = accuracy(model(x), y)
                 print("step \(String(step).padding(5, left: true))  loss \(fmt(loss.item))  accuracy \(fmt(acc * 100, 1))%  grad norm \(fmt(norm))  lr \(fmt(optimizer.learningRate, 5))")
             }

@@ -11,8 +11,13 @@ struct Export: ParsableCommand {
     @Option(help: "Format: hf.") var format = "hf"
     @Option(help: "Output folder.") var output: String
 
+    func validate() throws {
+        try existing(model, "--model", .folder)
+        try oneOf(format, "--format", ["hf"])
+        try outputFolder(output, "--output")
+    }
+
     func run() throws {
-        guard format == "hf" else { throw CLIError("--format must be hf, not '\(format)'") }
         let folder = modelFolder(model)
         guard FileManager.default.fileExists(atPath: folder + "/config.json") else { throw CLIError("\(model): no config.json (expected a run or model folder)") }
         let loaded = try ModelFolder.load(folder)

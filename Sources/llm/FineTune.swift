@@ -20,6 +20,12 @@ struct FineTune: ParsableCommand {
     @OptionGroup var tuning: TuningArguments
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        try oneOf(task, "--task", ["sft", "classify"])
+        try atLeast(0, trainLayers, "--train-layers", max: 1 << 12, zero: "only the final norm and the head")
+        if tuning.resume == nil { _ = try options() }   // the combinations
+    }
+
     func run() throws {
         global.apply()
         var (info, runDir) = try tuning.runInfo(options: options, extraFixed: [("--task", task != nil), ("--train-layers", trainLayers != nil),
@@ -121,7 +127,7 @@ struct FineTune: ParsableCommand {
         }
         if o.method == .head && o.task != .classify { throw CLIError("--method head is for --task classify (SFT trains the model itself)") }
         if trainLayers != nil && o.method != .full { throw CLIError("--train-layers goes with --method full") }
-        if let n = trainLayers { guard n >= 0 else { throw CLIError("--train-layers must be 0 or more, got \(n)") }; o.trainLayers = n }
+        if let n = trainLayers { o.trainLayers = n }
         try tuning.apply(to: &o, defaultLR: o.method == .lora ? 2e-4 : o.method == .full ? 5e-5 : 1e-3)
         o.maskPrompt = !noMaskPrompt
         if columns != nil && o.task != .classify { throw CLIError("--columns is for --task classify") }
@@ -145,10 +151,6 @@ func split<T>(_ items: [T], fraction: Double, rng: RandomGenerator) -> ([T], [T]
     let held = min(items.count - 1, max(1, Int((Double(items.count) * fraction).rounded())))
     let cut = items.count - held
     return (order[..<cut].map { items[$0] }, order[cut...].map { items[$0] })
-}
-
-func positive(_ n: Int, _ option: String) throws {
-    guard n > 0 else { throw CLIError("\(option) must be positive, got \(n)") }
 }
 
 func formatFloat(_ x: Float) -> String { String(format: "%g", x) }

@@ -16,11 +16,15 @@ struct Merge: ParsableCommand {
     @Option(help: "The folder to write (must not exist yet).") var output: String
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        try checkModel(model)
+        try existing(adapter, "--adapter", .folder)
+        try outputFolder(output, "--output")
+        guard !FileManager.default.fileExists(atPath: output) else { throw CLIError("--output \(output) already exists: choose a new folder") }
+    }
+
     func run() throws {
         global.apply()
-        guard !FileManager.default.fileExists(atPath: output) else { throw CLIError("--output \(output) already exists: choose a new folder") }
-        let parent = URL(fileURLWithPath: output).standardizedFileURL.deletingLastPathComponent().path
-        guard FileManager.default.fileExists(atPath: parent) else { throw CLIError("--output \(output): the folder \(parent) does not exist") }
         let loaded = try ModelLoading.parse(["--adapter", adapter, "--arithmetic", "float32"]).load(model)
         guard let decoder = loaded.model as? DecoderModel else { throw CLIError("\(model): not a decoder model") }
         let adapters = decoder.loraLayers.count
@@ -48,12 +52,17 @@ struct Classify: ParsableCommand {
     @Flag(help: "Print {\"predictions\": [{\"text\", \"label\", \"probabilities\": {label: p}}]} and nothing else.") var json = false
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        try existing(model, "--model", .folder)
+        guard (text == nil) != (file == nil) else { throw CLIError("give --text or --file (one of them)") }
+        try nonEmpty(text, "--text")
+        try existing(file, "--file", .file)
+    }
+
     func run() throws {
         global.apply()
-        guard (text == nil) != (file == nil) else { throw CLIError("give --text or --file (one of them)") }
         var texts: [String]
         if let text {
-            guard !text.isEmpty else { throw CLIError("--text is empty") }
             texts = [text]
         } else {
             texts = try utf8Text(readFile(file!), source: file!).split(whereSeparator: { $0 == "\n" || $0 == "\r\n" })
@@ -96,16 +105,19 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Print one JSON object and nothing else.") var json = false
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        try checkModel(model)
+        try existing(adapter, "--adapter", .folder)
+        try existing(data, "--data", .file)
+        try positive(batch, "--batch", max: 1 << 16)
+        try positive(beta, "--beta")
+        try oneOf(promptFormat, "--prompt-format", PromptFormat.allCases.map(\.rawValue))
+        try atLeast(2, maxLength, "--max-length", max: 1 << 20)
+    }
+
     func run() throws {
         global.apply()
-        try positive(batch, "--batch")
-        if let beta { guard beta.isFinite, beta > 0 else { throw CLIError("--beta must be a positive number, got \(beta)") } }
-        if let maxLength { guard maxLength >= 2 else { throw CLIError("--max-length must be at least 2, got \(maxLength)") } }
-        let format = try promptFormat.map { p in
-            guard let f = PromptFormat(rawValue: p) else { throw CLIError("--prompt-format must be book or chat, got \(p)") }
-            return f
-        }
-        if let adapter, !FileManager.default.fileExists(atPath: adapter) { throw CLIError("--adapter \(adapter): no such folder") }
+        let format = promptFormat.map { PromptFormat(rawValue: $0)! }
         // A DPO run, as the adapter or the model, brings its settings, reference and held-out pairs.
         let dpoRun = [adapter, model].compactMap { $0 }.first { FineTuneRun.isRun($0) && (try? FineTuneRun.readInfo($0))?.options.task == .dpo }
         let path = data ?? dpoRun.map { $0 + "/" + PreferenceTune.heldOutFile }

@@ -25,6 +25,19 @@ struct Generate: ParsableCommand {
     @OptionGroup var loading: ModelLoading
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        try checkModel(model)
+        guard (prompt == nil) != (ids == nil) else { throw CLIError("give --prompt or --ids (one of them)") }
+        try nonEmpty(prompt, "--prompt")
+        if let ids, try parseIds(ids, source: "--ids").isEmpty { throw CLIError("--ids must hold at least one token id") }
+        if chat && prompt == nil { throw CLIError("--chat needs --prompt (the user message as text)") }
+        if system != nil && !chat { throw CLIError("--system goes with --chat") }
+        try positive(maxNewTokens, "--max-new-tokens")
+        try checkSampling(temperature: temperature, topK: topK, topP: topP)
+        for s in stop { try nonEmpty(s, "--stop") }
+        try checkTokenizer(tokenizer)
+    }
+
     func run() throws {
         global.apply()
         let loaded = try loading.load(model, tokenizer: tokenizer)

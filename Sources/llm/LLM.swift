@@ -15,11 +15,16 @@ struct LLM: ParsableCommand {
         subcommands: [Tokenize.self, Detokenize.self, TrainTokenizer.self, Prepare.self, Train.self, Generate.self, Chat.self, Logits.self, Perplexity.self, Inspect.self, Export.self, Quantize.self, FineTune.self, PreferenceTune.self, Merge.self, Classify.self, Evaluate.self, Demo.self, Bench.self]
     )
 
-    /// Our own errors print as `error: <what was wrong>` on stderr with exit status 1; the
-    /// argument parser's (usage, --help) print as it formats them.
+    /// Every error prints as one line `error: <what was wrong>` on stderr with exit status 1:
+    /// ours, the readers', and the argument parser's (a value that does not parse, a missing
+    /// option, a failed check in a command's validate()). --help prints its text with status 0.
     static func main() {
+        var command: ParsableCommand
+        do { command = try parseAsRoot() } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }
+            fail(message(for: error).replacingOccurrences(of: "\n", with: " "))
+        }
         do {
-            var command = try parseAsRoot()
             try command.run()
         } catch let error as CLIError {
             fail(error.description)
@@ -36,7 +41,8 @@ struct LLM: ParsableCommand {
         } catch let error as InferenceError {
             fail(error.description)
         } catch {
-            exit(withError: error)
+            if exitCode(for: error) == .success { exit(withError: error) }     // `llm` alone: the help
+            fail(message(for: error).replacingOccurrences(of: "\n", with: " "))
         }
     }
 
@@ -56,6 +62,8 @@ struct CLIError: Error, CustomStringConvertible {
 struct GlobalOptions: ParsableArguments {
     @Option(help: "Threads for our kernels and BLAS (default: all cores).")
     var threads: Int?
+
+    func validate() throws { try positive(threads, "--threads", max: largestThreadCount) }
 
     func apply() {
         if let threads { Parallel.setThreads(threads) }

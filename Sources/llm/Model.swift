@@ -20,7 +20,14 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print a model's parameters: name, shape, count, and totals.")
     @Option(help: "A preset: \(GPTConfig.presets.keys.sorted().joined(separator: ", ")).") var config: String?
     @Option(help: "A model folder (config.json + model.safetensors), or a GGUF file.") var model: String?
-    @Option(help: "With a GGUF file: show this many elements of each metadata array (default 6).") var arrayItems = 6
+    @Option(help: "With a GGUF file: show this many elements of each metadata array (default 6; 0: none).") var arrayItems = 6
+
+    func validate() throws {
+        try oneOf(config, "--config", GPTConfig.presets.keys.sorted())
+        try checkModel(model)
+        guard (config == nil) != (model == nil) else { throw CLIError("give --config NAME or --model PATH (one of them)") }
+        try atLeast(0, arrayItems, "--array-items", zero: "no elements shown")
+    }
 
     func run() throws {
         if let model, model.lowercased().hasSuffix(".gguf") { return try inspectGGUF(model, arrayItems: arrayItems) }
@@ -52,6 +59,12 @@ struct Logits: ParsableCommand {
     @Option(help: "Without --json: how many of the most likely next ids to show per position.") var top = 5
     @OptionGroup var loading: ModelLoading
     @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        try checkModel(model)
+        if try parseIds(ids, source: "--ids").isEmpty { throw CLIError("--ids must hold at least one token id") }
+        try positive(top, "--top", max: largestVocabulary)
+    }
 
     func run() throws {
         global.apply()
@@ -105,7 +118,8 @@ func inspectGGUF(_ path: String, arrayItems: Int) throws {
     for (key, value) in file.metadata {
         var shown: String
         if case let .array(_, items) = value {
-            shown = "[" + items.prefix(arrayItems).map(\.description).joined(separator: ", ") + (items.count > arrayItems ? ", …" : "") + "]"
+            let head = items.prefix(arrayItems).map(\.description)
+            shown = "[" + (head + (items.count > arrayItems ? ["…"] : [])).joined(separator: ", ") + "]"
         } else {
             shown = value.description
         }

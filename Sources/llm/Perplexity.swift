@@ -21,6 +21,15 @@ struct Perplexity: ParsableCommand {
     @OptionGroup var loading: ModelLoading
     @OptionGroup var global: GlobalOptions
 
+    func validate() throws {
+        try checkModel(model)
+        try existing(file, "--file", .file)
+        try atLeast(4, context, "--context", max: 1 << 20)
+        try positive(chunks, "--chunks")
+        try checkTokenizer(tokenizer)
+        try checkModel(klBase, "--kl-base")
+    }
+
     func run() throws {
         global.apply()
         let loaded = try loading.load(model, tokenizer: tokenizer)
@@ -31,6 +40,7 @@ struct Perplexity: ParsableCommand {
         if text.unicodeScalars.last == "\n" { text.unicodeScalars.removeLast() }
         let ids = (loaded.bos.map { [$0] } ?? []) + (try loaded.encodePlain(text))
         try loaded.check(ids, what: file)
+        if let context, context > lm.contextLength { throw CLIError("--context \(context) exceeds the model's context of \(lm.contextLength)") }
         let n = min(context ?? 512, lm.contextLength)
         guard n >= 4 else { throw CLIError("--context \(n) is too small (at least 4)") }
         guard ids.count >= n else {
@@ -38,8 +48,6 @@ struct Perplexity: ParsableCommand {
         }
         let started = Date()
         if let klBase {
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: klBase, isDirectory: &isDir) else { throw CLIError("--kl-base \(klBase): no such file or folder") }
             let base: LoadedModel
             do { base = try loading.load(klBase, tokenizer: tokenizer) } catch { throw CLIError("--kl-base \(klBase): \(error)") }
             guard base.model.vocabularySize == lm.vocabularySize else {

@@ -21,6 +21,12 @@ struct PreferenceTune: ParsableCommand {
 
     static let heldOutFile = "validation.jsonl", referenceFile = "reference.safetensors"
 
+    func validate() throws {
+        try existing(adapter, "--adapter", .folder)
+        try positive(beta, "--beta")
+        if tuning.resume == nil { _ = try options() }   // the combinations
+    }
+
     func run() throws {
         global.apply()
         var (info, runDir) = try tuning.runInfo(options: options, extraFixed: [("--beta", beta != nil), ("--average-logprobs", averageLogprobs),
@@ -144,7 +150,6 @@ struct PreferenceTune: ParsableCommand {
             o.method = m
         }
         try tuning.apply(to: &o, defaultLR: o.method == .lora ? 5e-4 : 1e-6)
-        if let beta { guard beta.isFinite, beta > 0 else { throw CLIError("--beta must be a positive number, got \(beta)") } }
         o.dpo = DPOOptions(beta: beta ?? 0.1, averageLogprobs: averageLogprobs)
         if adapter != nil, o.method == .lora, tuning.loraRank != nil || tuning.loraAlpha != nil || tuning.loraTargets != nil {
             throw CLIError("--lora-rank/--lora-alpha/--lora-targets cannot be given with --adapter: the adapter keeps its own")

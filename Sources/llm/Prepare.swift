@@ -14,6 +14,15 @@ struct Prepare: ParsableCommand {
     @Option(help: "The token file to write.") var out: String
     @Option(help: "Threads for tokenizing.") var threads = ProcessInfo.processInfo.activeProcessorCount
 
+    func validate() throws {
+        guard !input.isEmpty else { throw CLIError("give at least one --input file or folder") }
+        for path in input { try existing(path, "--input", .fileOrFolder) }
+        try nonEmpty(jsonlField, "--jsonl-field")
+        if tokenizer != "gpt2" { try existing(tokenizer, "--tokenizer", .fileOrFolder) }
+        try outputFile(out, "--out")
+        try positive(threads, "--threads", max: largestThreadCount)
+    }
+
     func run() throws {
         let tok = try tokenizer == "gpt2" ? loadGPT2() : Tokenizer.load(path: tokenizer)
         let report = try prepareCorpus(inputs: input, jsonlField: jsonlField, tokenizer: tok, out: out, threads: threads)

@@ -35,8 +35,9 @@ struct Quantize: ParsableCommand {
     @OptionGroup var loading: ModelLoading
     @OptionGroup var global: GlobalOptions
 
-    /// Every option checked before any work (errors go through `error: ...`, not the parser's usage text).
-    func check() throws {
+    /// Every option checked before any work.
+    func validate() throws {
+        try checkModel(model)
         guard QuantizationScheme(name: type) != nil else {
             throw CLIError("--type \(type) is not a type we write; choose one of: \(QuantizationScheme.names.joined(separator: ", "))")
         }
@@ -46,31 +47,21 @@ struct Quantize: ParsableCommand {
         guard ["rtn", "gptq", "awq"].contains(method) else { throw CLIError("--method \(method) is not available; choose rtn (round to nearest), gptq or awq") }
         if method != "rtn" {
             guard let calibration else { throw CLIError("--method \(method) needs --calibration FILE (a text to run the model on)") }
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: calibration, isDirectory: &isDir), !isDir.boolValue else {
-                throw CLIError("--calibration \(calibration): no such file")
-            }
+            try existing(calibration, "--calibration", .file)
         } else if calibration != nil {
             throw CLIError("--calibration is only used by --method gptq and awq")
         }
-        guard calibrationTokens > 0 else { throw CLIError("--calibration-tokens must be positive, got \(calibrationTokens)") }
-        if let calibrationLength, calibrationLength < 2 { throw CLIError("--calibration-length must be at least 2, got \(calibrationLength)") }
+        try positive(calibrationTokens, "--calibration-tokens", max: 1 << 30)
+        try atLeast(2, calibrationLength, "--calibration-length", max: 1 << 20)
+        try checkTokenizer(tokenizer)
+        try outputFile(output, "--output")
         guard output.lowercased().hasSuffix(".gguf") else { throw CLIError("--output \(output): the file name must end in .gguf") }
-        let folder = (output as NSString).deletingLastPathComponent
-        var isDir: ObjCBool = false
-        if !folder.isEmpty, !(FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) && isDir.boolValue) {
-            throw CLIError("--output \(output): the folder \(folder) does not exist")
-        }
-        if FileManager.default.fileExists(atPath: output, isDirectory: &isDir), isDir.boolValue {
-            throw CLIError("--output \(output) is a folder; give a file name ending in .gguf")
-        }
         if (model as NSString).standardizingPath == (output as NSString).standardizingPath {
             throw CLIError("--output \(output) is the --model file itself; write to another file")
         }
     }
 
     func run() throws {
-        try check()
         global.apply()
         let scheme = QuantizationScheme(name: type)!
         let outputType = self.outputType.flatMap(QuantizationScheme.weightType(named:))
@@ -109,6 +100,9 @@ struct Quantize: ParsableCommand {
         }
         let file = calibration!
         let ids = try loaded.encodePlain(try utf8Text(readFile(file), source: file))
+        if let calibrationLength, calibrationLength > decoder.contextLength {
+            throw CLIError("--calibration-length \(calibrationLength) exceeds the model's context of \(decoder.contextLength)")
+        }
         let length = min(calibrationLength ?? 512, decoder.contextLength)
         let sequences = calibrationSequences(ids, length: length, tokens: calibrationTokens, bos: loaded.bos)
         guard !sequences.isEmpty else { throw CLIError("--calibration \(file): \(ids.count) tokens is less than one sequence of \(length)") }

@@ -10,16 +10,14 @@ struct TokenizerOptions: ParsableArguments {
     @Option(help: "A tokenizer: our folder (llm train-tokenizer), a Hugging Face tokenizer.json, a .tiktoken ranks file, a SentencePiece .model file, or a .gguf model's vocabulary.")
     var tokenizer: String?
 
+    func validate() throws {
+        try oneOf(encoding, "--encoding", ["gpt2"])
+        try existing(tokenizer, "--tokenizer", .fileOrFolder)
+        if tokenizer != nil && encoding != nil { throw CLIError("give --encoding or --tokenizer, not both") }
+    }
+
     func load() throws -> any TextTokenizer {
-        if let tokenizer {
-            guard encoding == nil else { throw CLIError("give --encoding or --tokenizer, not both") }
-            guard FileManager.default.fileExists(atPath: tokenizer) else { throw CLIError("--tokenizer \(tokenizer): no such file or folder") }
-            return try loadTokenizer(path: tokenizer)
-        }
-        switch encoding ?? "gpt2" {
-        case "gpt2": return try loadGPT2()
-        case let other: throw CLIError("unknown encoding '\(other)' (known: gpt2)")
-        }
+        try tokenizer.map(loadTokenizer(path:)) ?? loadGPT2()
     }
 }
 
@@ -38,6 +36,13 @@ struct Tokenize: ParsableCommand {
     @Flag(help: "Print one line per token: id and its bytes as readable text (SentencePiece: the piece, ▁ for a space).") var show = false
     @Flag(help: "Print bytes, characters and token counts under char-level, GPT-2 and --tokenizer.") var stats = false
 
+    func validate() throws {
+        try existing(file, "--file", .file)
+        if text != nil && file != nil { throw CLIError("give the text or --file, not both") }
+        try oneOf(allowedSpecial, "--allowed-special", ["all", "none"])
+        if ordinary && allowedSpecial != "none" { throw CLIError("--ordinary reads special-token text as text: it cannot go with --allowed-special \(allowedSpecial)") }
+    }
+
     func run() throws {
         let input: String
         switch (text, file) {
@@ -48,13 +53,7 @@ struct Tokenize: ParsableCommand {
         }
         if stats { return try printStats(input) }
         let tok = try tokenizerOptions.load()
-        let policy: SpecialTokenPolicy
-        switch allowedSpecial {
-        case "all": policy = .all
-        case "none": policy = .none
-        default: throw CLIError("--allowed-special must be all or none, not '\(allowedSpecial)'")
-        }
-        if ordinary && allowedSpecial != "none" { throw CLIError("--ordinary reads special-token text as text: it cannot go with --allowed-special \(allowedSpecial)") }
+        let policy: SpecialTokenPolicy = allowedSpecial == "all" ? .all : .none
         let ids: [UInt32]
         if ordinary {
             ids = tok.encodeOrdinary(input)
@@ -98,6 +97,12 @@ struct Detokenize: ParsableCommand {
     @Option(help: "A file holding a JSON array of ids.") var file: String?
     @OptionGroup var tokenizerOptions: TokenizerOptions
 
+    func validate() throws {
+        guard (ids == nil) != (file == nil) else { throw CLIError("give --ids or --file (one of them)") }
+        if let ids, try parseIds(ids, source: "--ids").isEmpty { throw CLIError("--ids must hold at least one token id") }
+        try existing(file, "--file", .file)
+    }
+
     func run() throws {
         let list: [UInt32]
         switch (ids, file) {
@@ -135,10 +140,18 @@ struct TrainTokenizer: ParsableCommand {
     @Option(help: "Output folder.") var output: String
     @Option(help: "Threads for counting.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    func run() throws {
-        guard let split = SplitPattern(rawValue: pattern) else { throw CLIError("--pattern must be gpt2 or gpt4, not '\(pattern)'") }
-        guard vocabSize >= 256 + special.count else { throw CLIError("--vocab-size \(vocabSize) is below 256 bytes + \(special.count) special tokens") }
+    func validate() throws {
         guard !input.isEmpty else { throw CLIError("give at least one --input file") }
+        for path in input { try existing(path, "--input", .file) }
+        try atLeast(256 + special.count, vocabSize, "--vocab-size", max: largestVocabulary)
+        try oneOf(pattern, "--pattern", ["gpt2", "gpt4"])
+        for s in special { try nonEmpty(s, "--special") }
+        try outputFolder(output, "--output")
+        try positive(threads, "--threads", max: largestThreadCount)
+    }
+
+    func run() throws {
+        let split = SplitPattern(rawValue: pattern)!
         var texts: [[UInt8]] = []
         for path in input {
             let data = try readFile(path)

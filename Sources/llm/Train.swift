@@ -11,45 +11,128 @@ import Training
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Train a GPT or a Llama on text files (or a token file from llm prepare).")
 
+    // Options a resumed run takes from its checkpoint are optional here, so that giving one with
+    // --resume is an error rather than silently ignored; their defaults are in the help.
     @Option(parsing: .upToNextOption, help: "Text files/folders/.jsonl, or one token file.") var data: [String] = []
-    @Option(help: "gpt2, a tokenizer path, 'train' (learn a BPE from --data first), or 'char' (one id per character).") var tokenizer = "gpt2"
-    @Option(help: "Vocabulary size when --tokenizer train.") var vocabSize = 4096
-    @Option(help: "Architecture: gpt (GPT-2: learned positions, LayerNorm, GELU) or llama (RoPE, RMSNorm, SwiGLU, no biases).") var arch = "gpt"
-    @Option(help: "Model preset (sizes): \(GPTConfig.presets.keys.sorted().joined(separator: ", ")).") var config = "tiny"
+    @Option(help: "gpt2 (default), a tokenizer path, 'train' (learn a BPE from --data first), or 'char' (one id per character).") var tokenizer: String?
+    @Option(help: "Vocabulary size when --tokenizer train (default 4096).") var vocabSize: Int?
+    @Option(help: "Architecture: gpt (default; GPT-2: learned positions, LayerNorm, GELU) or llama (RoPE, RMSNorm, SwiGLU, no biases).") var arch: String?
+    @Option(help: "Model preset (sizes; default tiny): \(GPTConfig.presets.keys.sorted().joined(separator: ", ")).") var config: String?
     @Option(help: "Override the preset's embedding width.") var embedding: Int?
     @Option(help: "Override the preset's layer count.") var layers: Int?
     @Option(help: "Override the preset's head count.") var heads: Int?
     @Option(help: "With --arch llama: key/value heads (grouped-query attention; default: the head count).") var kvHeads: Int?
-    @Option(help: "Optimizer steps.") var steps: Int?
+    @Option(help: "Optimizer steps (with --resume: a new total, extending the run).") var steps: Int?
     @Option(help: "Train for this many minutes instead (steps estimated from the first ones).") var minutes: Double?
-    @Option var batch = 8
-    @Option var context = 256
+    @Option(help: "Windows per micro-batch (default 8).") var batch: Int?
+    @Option(help: "Tokens per window (default 256).") var context: Int?
     @Option(help: "Distance between training windows (default: the context length).") var stride: Int?
-    @Option var gradAccum = 1
-    @Option var lr: Float = 1e-3
-    @Option var minLr: Float = 1e-4
-    @Option var warmup = 50
-    @Option var weightDecay: Float = 0.1
-    @Option var clip: Float = 1
-    @Option var dropout: Float = 0
-    @Option var evalEvery = 50
-    @Option(help: "Generate a sample every this many steps (0: never).") var sampleEvery = 0
-    @Option var seed: UInt64 = 1337
-    @Option(help: "Run folder (checkpoints, log.jsonl, loss.svg).") var out: String = "runs/latest"
+    @Option(help: "Micro-batches per optimizer step (default 1).") var gradAccum: Int?
+    @Option(help: "Peak learning rate (default 1e-3).") var lr: Float?
+    @Option(help: "Learning rate at the end of the cosine decay (default 1e-4).") var minLr: Float?
+    @Option(help: "Warmup steps (default 50).") var warmup: Int?
+    @Option(help: "AdamW weight decay on matrices (default 0.1).") var weightDecay: Float?
+    @Option(help: "Largest global gradient norm (default 1; 0: no clipping).") var clip: Float?
+    @Option(help: "Dropout probability (default 0).") var dropout: Float?
+    @Option(help: "Evaluate and save a checkpoint every this many steps (default 50; 0: only at the end).") var evalEvery: Int?
+    @Option(help: "Generate a sample every this many steps (default 0: never).") var sampleEvery: Int?
+    @Option(help: "Random seed (default 1337).") var seed: UInt64?
+    @Option(help: "Run folder (checkpoints, log.jsonl, loss.svg; default runs/latest). It must not hold a run already.") var out: String?
     @Option(help: "Resume the run in this folder from its checkpoint.") var resume: String?
     @Option(help: "Stop after this step with a checkpoint, keeping the schedule of --steps (continue later with --resume).") var stopAfter: Int?
     @OptionGroup var global: GlobalOptions
 
+    /// The options of a new run that a resumed run keeps from its checkpoint.
+    var fixedOnResume: [(String, Bool)] {
+        [("--data", !data.isEmpty), ("--tokenizer", tokenizer != nil), ("--vocab-size", vocabSize != nil), ("--arch", arch != nil),
+         ("--config", config != nil), ("--embedding", embedding != nil), ("--layers", layers != nil), ("--heads", heads != nil),
+         ("--kv-heads", kvHeads != nil), ("--minutes", minutes != nil), ("--batch", batch != nil), ("--context", context != nil),
+         ("--stride", stride != nil), ("--grad-accum", gradAccum != nil), ("--lr", lr != nil), ("--min-lr", minLr != nil),
+         ("--warmup", warmup != nil), ("--weight-decay", weightDecay != nil), ("--clip", clip != nil), ("--dropout", dropout != nil),
+         ("--eval-every", evalEvery != nil), ("--sample-every", sampleEvery != nil), ("--seed", seed != nil), ("--out", out != nil)]
+    }
+
+    func validate() throws {
+        for path in data { try existing(path, "--data", .fileOrFolder) }
+        if let tokenizer, !["gpt2", "train", "char"].contains(tokenizer) { try existing(tokenizer, "--tokenizer", .fileOrFolder) }
+        try atLeast(257, vocabSize, "--vocab-size", max: largestVocabulary)
+        if vocabSize != nil && tokenizer != "train" { throw CLIError("--vocab-size goes with --tokenizer train") }
+        try oneOf(arch, "--arch", ["gpt", "llama"])
+        try oneOf(config, "--config", GPTConfig.presets.keys.sorted())
+        try positive(embedding, "--embedding", max: 1 << 16)
+        try positive(layers, "--layers", max: 1 << 12)
+        try positive(heads, "--heads", max: 1 << 12)
+        try positive(kvHeads, "--kv-heads", max: 1 << 12)
+        if kvHeads != nil && (arch ?? "gpt") != "llama" { throw CLIError("--kv-heads is for --arch llama") }
+        try positive(steps, "--steps")
+        try positive(minutes, "--minutes", max: 1e7)
+        if steps != nil && minutes != nil { throw CLIError("give --steps or --minutes, not both") }
+        try positive(batch, "--batch", max: 1 << 16)
+        try positive(context, "--context", max: 1 << 20)
+        try positive(stride, "--stride", max: 1 << 20)
+        try positive(gradAccum, "--grad-accum", max: 1 << 16)
+        try positive(lr, "--lr")
+        try nonNegative(minLr, "--min-lr")
+        if let minLr, minLr > (lr ?? Self.defaultLR) { throw CLIError("--min-lr must be at most --lr (\(shown(lr ?? Self.defaultLR))), got \(shown(minLr))") }
+        try atLeast(0, warmup, "--warmup", zero: "no warmup")
+        try nonNegative(weightDecay, "--weight-decay")
+        try nonNegative(clip, "--clip")
+        try fraction(dropout, "--dropout", openBelow: false, openAbove: true)
+        try atLeast(0, evalEvery, "--eval-every", zero: "only at the end")
+        try atLeast(0, sampleEvery, "--sample-every", zero: "never")
+        try outputFolder(out, "--out")
+        try existing(resume, "--resume", .folder)
+        try positive(stopAfter, "--stop-after")
+        if let resume {
+            guard Checkpoint.latest(resume) != nil else { throw CLIError("--resume \(resume) has no checkpoint to resume from") }
+            if let given = fixedOnResume.first(where: \.1) {
+                throw CLIError("\(given.0) cannot change when resuming: \(resume) keeps the options it started with (only --steps, --stop-after and --threads may be given)")
+            }
+        } else {
+            guard !data.isEmpty else { throw CLIError("give --data (text files or a token file), or --resume") }
+            guard steps != nil || minutes != nil else { throw CLIError("give --steps or --minutes") }
+            let runDir = out ?? Self.defaultOut
+            if Checkpoint.latest(runDir) != nil {
+                throw CLIError("--out \(runDir) already holds a run: continue it with --resume \(runDir), or choose another folder")
+            }
+            // Sizes before any work (the vocabulary as far as it is known now; again once it is).
+            var cfg = GPTConfig.presets[config ?? "tiny"]!
+            cfg.vocabularySize = vocabSize ?? ((tokenizer ?? "gpt2") == "gpt2" ? 50257 : 0)
+            cfg.contextLength = context ?? 256
+            if let embedding { cfg.embedding = embedding }
+            if let layers { cfg.layers = layers }
+            try checkMemory(cfg, batch: batch ?? 8)
+        }
+    }
+
+    static let defaultLR: Float = 1e-3, defaultOut = "runs/latest"
+
+    /// Refuses sizes whose training could not fit in this machine's memory, by a lower bound:
+    /// weights, gradients and AdamW's two moments (16 bytes a parameter), the logits and their
+    /// gradient, and one residual stream per layer (4 bytes a value).
+    func checkMemory(_ cfg: GPTConfig, batch: Int) throws {
+        let (v, t, c, l) = (Double(cfg.vocabularySize), Double(cfg.contextLength), Double(cfg.embedding), Double(cfg.layers))
+        let parameters = v * c + t * c + l * 12 * c * c
+        let activations = Double(batch) * t * (2 * v + l * c)
+        let bytes = 16 * parameters + 4 * activations
+        let physical = Double(ProcessInfo.processInfo.physicalMemory)
+        guard bytes <= physical else {
+            throw CLIError(String(format: "--batch %d × --context %d with this model (%.0f M parameters) needs at least %.1f GiB to train; this machine has %.1f GiB: lower --batch, --context or the model size",
+                                  batch, cfg.contextLength, parameters / 1e6, bytes / 1_073_741_824, physical / 1_073_741_824))
+        }
+    }
+
     func run() throws {
         global.apply()
-        if let stopAfter, stopAfter <= 0 { throw CLIError("--stop-after \(stopAfter): expected a positive step") }
-        let runDir = resume ?? out
+        let runDir = resume ?? out ?? Self.defaultOut
+        let tokenizer = self.tokenizer ?? "gpt2", arch = self.arch ?? "gpt", config = self.config ?? "tiny"
+        let context = self.context ?? 256, batch = self.batch ?? 8, seed = self.seed ?? 1337
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         let trainer: Trainer, tok: (any TextTokenizer)?, tokenizerRef: String
         var tokenizerFolder: String?
         var charTokenizer: CharTokenizer?
         if let resume {
-            guard let folder = Checkpoint.latest(resume) else { throw CLIError("\(resume) has no checkpoint to resume from") }
+            let folder = Checkpoint.latest(resume)!
             let state = try Checkpoint.readState(folder)
             let model = try ModelFolder.load(folder)
             if let saved = state.architecture, saved != model.architecture {
@@ -65,9 +148,6 @@ struct Train: ParsableCommand {
             if let c = try loadCharTokenizer(folder) { charTokenizer = c; tokenizerFolder = runDir + "/tokenizer" }
             print("resuming \(resume) at step \(state.step)")
         } else {
-            guard !data.isEmpty else { throw CLIError("give --data (text files or a token file), or --resume") }
-            guard ["gpt", "llama"].contains(arch) else { throw CLIError("--arch \(arch): expected gpt or llama") }
-            if kvHeads != nil && arch != "llama" { throw CLIError("--kv-heads is for --arch llama") }
             // Tokenizer and token file.
             let tokenFile: String
             if tokenizer == "char" {
@@ -94,6 +174,7 @@ struct Train: ParsableCommand {
                 case "train":
                     var texts: [[UInt8]] = []
                     for p in data { for f in try expandInputs(p) where !f.hasSuffix(".jsonl") { texts.append(Array(try readFile(f))) } }
+                    let vocabSize = self.vocabSize ?? 4096
                     print("training a tokenizer: vocabulary \(vocabSize), GPT-4 split pattern, on \(texts.reduce(0) { $0 + $1.count }) bytes")
                     t = try BPETrainer(vocabularySize: vocabSize, pattern: .gpt4, specialTokens: ["<|endoftext|>"]).train(texts)
                     tokenizerFolder = runDir + "/tokenizer"
@@ -106,17 +187,15 @@ struct Train: ParsableCommand {
                 print(try prepareCorpus(inputs: data, jsonlField: "text", tokenizer: t, out: tokenFile, threads: Parallel.threads))
             }
             let file = try TokenFile(path: tokenFile)
-            guard var cfg = GPTConfig.presets[config] else { throw CLIError("unknown --config '\(config)' (known: \(GPTConfig.presets.keys.sorted().joined(separator: ", ")))") }
+            var cfg = GPTConfig.presets[config]!
             cfg.vocabularySize = tok?.vocabularySize ?? charTokenizer?.vocabularySize ?? file.vocabularySize
             cfg.contextLength = context
             if let embedding { cfg.embedding = embedding }
             if let layers { cfg.layers = layers }
             if let heads { cfg.heads = heads }
-            cfg.dropout = dropout
-            guard cfg.embedding > 0, cfg.layers > 0, cfg.heads > 0 else { throw CLIError("--embedding, --layers and --heads must be positive") }
-            guard cfg.embedding % cfg.heads == 0 else { throw CLIError("embedding \(cfg.embedding) is not divisible by \(cfg.heads) heads") }
-            guard context > 0, batch > 0, gradAccum > 0 else { throw CLIError("--context, --batch and --grad-accum must be positive") }
-            guard dropout >= 0 && dropout < 1 else { throw CLIError("--dropout \(dropout): expected a value in [0, 1)") }
+            cfg.dropout = dropout ?? 0
+            guard cfg.embedding % cfg.heads == 0 else { throw CLIError("--embedding \(cfg.embedding) is not divisible by \(cfg.heads) heads (--heads)") }
+            try checkMemory(cfg, batch: batch)
             let kv = kvHeads ?? cfg.heads
             guard kv > 0, cfg.heads % kv == 0 else { throw CLIError("--kv-heads \(kv): the head count \(cfg.heads) must be a multiple of it") }
             guard arch == "gpt" || (cfg.embedding / cfg.heads) % 2 == 0 else { throw CLIError("--arch llama needs an even head size (RoPE rotates pairs); got \(cfg.embedding / cfg.heads)") }
@@ -128,9 +207,9 @@ struct Train: ParsableCommand {
                 arch == "llama" ? Llama(llamaConfig, rng: RandomGenerator(seed: seed)) : GPT(cfg, rng: RandomGenerator(seed: seed))
             }
             var options = TrainingOptions(steps: steps ?? 1_000_000, batch: batch, context: context)
-            options.gradAccum = gradAccum; options.learningRate = lr; options.minLearningRate = minLr; options.warmup = warmup
-            options.weightDecay = weightDecay; options.clip = clip; options.evalEvery = evalEvery; options.sampleEvery = sampleEvery
-            options.seed = seed
+            options.gradAccum = gradAccum ?? 1; options.learningRate = lr ?? Self.defaultLR; options.minLearningRate = minLr ?? min(1e-4, lr ?? Self.defaultLR)
+            options.warmup = warmup ?? 50; options.weightDecay = weightDecay ?? 0.1; options.clip = clip ?? 1
+            options.evalEvery = evalEvery ?? 50; options.sampleEvery = sampleEvery ?? 0; options.seed = seed
             options.stride = stride
             let model = makeModel()
             var t = try Trainer(model: model, data: file, options: options)
@@ -168,7 +247,7 @@ struct Train: ParsableCommand {
                 FileHandle.standardError.write(Data("\n".utf8))
                 throw CLIError(e.description)
             }
-            let isEval = s.step % o.evalEvery == 0 || s.step == last
+            let isEval = (o.evalEvery > 0 && s.step % o.evalEvery == 0) || s.step == last
             if isEval { lastVal = try trainer.evaluate(); s.valLoss = lastVal }
             try log.append(s)
             let elapsed = Date().timeIntervalSince(started), done = s.step - firstStep

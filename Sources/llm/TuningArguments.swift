@@ -52,7 +52,6 @@ struct TuningArguments: ParsableArguments {
     /// A new run's info (the base, data and options), or a resumed run's with only its length
     /// changed; `extraFixed` are the command's own options that a resume may not change.
     func runInfo(options: () throws -> FineTuneOptions, extraFixed: [(String, Bool)]) throws -> (info: FineTuneRunInfo, runDir: String) {
-        if let stopAfter { try positive(stopAfter, "--stop-after") }
         if let resume {
             var info = try FineTuneRun.readInfo(resume)
             // Only the length of the run may change on resume; anything else would contradict the checkpoint.
@@ -62,8 +61,8 @@ struct TuningArguments: ParsableArguments {
             if let model, absolute(model) != info.base && absolute(model) != info.adapter {
                 throw CLIError("--model \(model) is not the base of \(resume) (\(info.base))")
             }
-            if let steps { try positive(steps, "--steps"); info.options.steps = steps }
-            if let epochs { try positive(epochs, "--epochs"); info.options.epochs = epochs; if steps == nil { info.options.steps = nil } }
+            if let steps { info.options.steps = steps }
+            if let epochs { info.options.epochs = epochs; if steps == nil { info.options.steps = nil } }
             return (info, resume)
         }
         guard let model else { throw CLIError("give --model (the base to fine-tune), or --resume RUN") }
@@ -75,53 +74,78 @@ struct TuningArguments: ParsableArguments {
         if FineTuneRun.isRun(out) || FileManager.default.fileExists(atPath: out + "/checkpoint") {
             throw CLIError("--out \(out) already holds a run: continue it with --resume \(out), or choose another folder")
         }
-        let parent = URL(fileURLWithPath: out).standardizedFileURL.deletingLastPathComponent().path
-        var isDir: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: parent, isDirectory: &isDir) || !isDir.boolValue {
-            throw CLIError("--out \(out): the folder \(parent) does not exist")
-        }
         return (info, out)
     }
 
-    /// The shared options into `o` (task and method already set there), each checked.
+    /// Each value checked before any work (combinations that need the command's own options are
+    /// checked as the run's options are made: `apply`, the command's `options()`).
+    func validate() throws {
+        try checkModel(model)
+        for f in data { try existing(f, "--data", .file) }
+        for f in valData { try existing(f, "--val-data", .file) }
+        try outputFolder(out, "--out")
+        try oneOf(method, "--method", ["lora", "full", "head"])
+        try positive(loraRank, "--lora-rank", max: 1 << 14)
+        try positive(loraAlpha, "--lora-alpha")
+        try fraction(loraDropout, "--lora-dropout", openBelow: false, openAbove: true)
+        if let loraTargets { _ = try parseLoRATargets(loraTargets) }
+        try positive(epochs, "--epochs", max: 1 << 20)
+        try positive(steps, "--steps")
+        try positive(batch, "--batch", max: 1 << 16)
+        try positive(gradAccum, "--grad-accum", max: 1 << 16)
+        try positive(lr, "--lr")
+        try nonNegative(minLr, "--min-lr")
+        try atLeast(0, warmup, "--warmup", zero: "no warmup")
+        try nonNegative(weightDecay, "--weight-decay")
+        try atLeast(2, maxLength, "--max-length", max: 1 << 20)
+        try fraction(valFraction, "--val-fraction", openBelow: false, openAbove: true)
+        try atLeast(0, evalEvery, "--eval-every", zero: "only at the end")
+        try oneOf(promptFormat, "--prompt-format", PromptFormat.allCases.map(\.rawValue))
+        _ = try parsePlaceholders()
+        try checkTokenizer(tokenizer)
+        try existing(resume, "--resume", .folder)
+        try positive(stopAfter, "--stop-after")
+        try positive(maxSamples, "--max-samples")
+    }
+
+    /// The shared options into `o` (task and method already set there; values checked in `validate`).
     func apply(to o: inout FineTuneOptions, defaultLR: Float) throws {
         let loraGiven = loraRank != nil || loraAlpha != nil || loraDropout != nil || loraTargets != nil
         if loraGiven && o.method != .lora { throw CLIError("--lora-* options go with --method lora") }
-        if let r = loraRank { try positive(r, "--lora-rank"); o.lora.rank = r }
-        if let a = loraAlpha { guard a.isFinite, a > 0 else { throw CLIError("--lora-alpha must be a positive number, got \(a)") }; o.lora.alpha = a }
-        if let d = loraDropout { guard d >= 0, d < 1 else { throw CLIError("--lora-dropout must be in [0, 1), got \(d)") }; o.lora.dropout = d }
-        if let t = loraTargets {
-            var roles: [DecoderWeight] = []
-            for name in t.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
-                guard let r = DecoderWeight(rawValue: name), LoRAConfig.projectionRoles.contains(r) else {
-                    throw CLIError("--lora-targets: unknown projection '\(name)' (expected some of q,k,v,o,gate,up,down)")
-                }
-                if !roles.contains(r) { roles.append(r) }
-            }
-            o.lora.targets = roles
-        }
-        if let e = epochs { try positive(e, "--epochs"); o.epochs = e }
-        if let s = steps { try positive(s, "--steps"); o.steps = s }
-        if let b = batch { try positive(b, "--batch"); o.batch = b }
-        if let g = gradAccum { try positive(g, "--grad-accum"); o.gradAccum = g }
+        if let r = loraRank { o.lora.rank = r }
+        if let a = loraAlpha { o.lora.alpha = a }
+        if let d = loraDropout { o.lora.dropout = d }
+        if let t = loraTargets { o.lora.targets = try parseLoRATargets(t) }
+        if let e = epochs { o.epochs = e }
+        if let s = steps { o.steps = s }
+        if let b = batch { o.batch = b }
+        if let g = gradAccum { o.gradAccum = g }
         o.learningRate = lr ?? defaultLR
-        guard o.learningRate.isFinite, o.learningRate > 0 else { throw CLIError("--lr must be a positive number, got \(o.learningRate)") }
         if let m = minLr {
-            guard m.isFinite, m >= 0, m <= o.learningRate else { throw CLIError("--min-lr must be in [0, --lr], got \(m)") }
+            guard m <= o.learningRate else { throw CLIError("--min-lr must be in [0, --lr], got \(shown(m))") }
             o.minLearningRate = m
         }
-        if let w = warmup { guard w >= 0 else { throw CLIError("--warmup must be 0 or more, got \(w)") }; o.warmup = w }
-        if let w = weightDecay { guard w.isFinite, w >= 0 else { throw CLIError("--weight-decay must be a number ≥ 0, got \(w)") }; o.weightDecay = w }
-        if let m = maxLength { guard m >= 2 else { throw CLIError("--max-length must be at least 2, got \(m)") }; o.maxLength = m }
-        if let v = valFraction { guard v >= 0, v < 1 else { throw CLIError("--val-fraction must be in [0, 1), got \(v)") }; o.valFraction = v }
+        if let w = warmup { o.warmup = w }
+        if let w = weightDecay { o.weightDecay = w }
+        if let m = maxLength { o.maxLength = m }
+        if let v = valFraction { o.valFraction = v }
         if let s = seed { o.seed = s }
-        if let n = maxSamples { try positive(n, "--max-samples"); o.maxSamples = n }
+        if let n = maxSamples { o.maxSamples = n }
         if checkpointActivations { o.checkpointActivations = true }
-        if let e = evalEvery { guard e >= 0 else { throw CLIError("--eval-every must be 0 (only at the end) or more, got \(e)") }; o.evalEvery = e }
-        if let p = promptFormat {
-            guard let f = PromptFormat(rawValue: p) else { throw CLIError("--prompt-format must be book or chat, got \(p)") }
-            o.promptFormat = f
+        if let e = evalEvery { o.evalEvery = e }
+        if let p = promptFormat { o.promptFormat = PromptFormat(rawValue: p)! }
+    }
+
+    /// "q,v" → the roles, each known and once.
+    func parseLoRATargets(_ t: String) throws -> [DecoderWeight] {
+        var roles: [DecoderWeight] = []
+        for name in t.split(separator: ",", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            guard let r = DecoderWeight(rawValue: name), LoRAConfig.projectionRoles.contains(r) else {
+                throw CLIError("--lora-targets: unknown projection '\(name)' (expected some of q,k,v,o,gate,up,down)")
+            }
+            if !roles.contains(r) { roles.append(r) }
         }
+        return roles
     }
 
     func parsePlaceholders() throws -> [String: String] {

@@ -77,7 +77,7 @@ import Testing
         let bad = try Self.run(["detokenize", "--ids", "1 60000"])
         #expect(bad.status == 1 && bad.err == "error: token id 60000 at position 1 is outside the vocabulary (0..<50257)\n")
         let missing = try Self.run(["tokenize", "--file", "/no/such/file"])
-        #expect(missing.status == 1 && missing.err == "error: cannot read /no/such/file: no such file\n")
+        #expect(missing.status == 1 && missing.err == "error: --file /no/such/file: no such file\n")
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID()).txt").path
         try Data([0x61, 0x0A, 0x62, 0xFF, 0x63]).write(to: URL(fileURLWithPath: path))
         let invalid = try Self.run(["tokenize", "--file", path])
@@ -209,7 +209,7 @@ import Testing
         let a = try CommandLine.run(["logits", "--model", dir + "/hf", "--ids", "1 2 3", "--json"])
         let b = try CommandLine.run(["logits", "--model", runA, "--ids", "1 2 3", "--json"])
         #expect(a.status == 0 && a.out == b.out)
-        for (args, message) in [(["--arch", "bert"], "--arch bert: expected gpt or llama"),
+        for (args, message) in [(["--arch", "bert"], "--arch must be gpt or llama, got bert"),
                                 (["--arch", "llama", "--kv-heads", "3"], "--kv-heads 3: the head count 4 must be a multiple of it"),
                                 (["--kv-heads", "2"], "--kv-heads is for --arch llama")] {
             let bad = try CommandLine.run(["train", "--data", dir + "/t.txt", "--tokenizer", "char", "--config", "mini", "--steps", "1", "--out", dir + "/bad"] + args)

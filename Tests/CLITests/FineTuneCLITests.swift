@@ -141,7 +141,7 @@ import Testing
             (["--lora-targets", "q,x"], "--lora-targets: unknown projection 'x'"),
             (["--lr", "inf"], "--lr must be a positive number"),
             (["--batch", "0"], "--batch must be positive, got 0"),
-            (["--val-fraction", "1"], "--val-fraction must be in [0, 1), got 1.0"),
+            (["--val-fraction", "1"], "--val-fraction must be in [0, 1), got 1"),
             (["--max-length", "9999"], "--max-length 9999 exceeds the model's context of 256"),
             (["--method", "head"], "--method head is for --task classify"),
             (["--train-layers", "1"], "--train-layers goes with --method full"),

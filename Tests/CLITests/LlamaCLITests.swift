@@ -121,7 +121,7 @@ import Testing
 
     @Test func badModelFilesAreOneLineErrors() throws {
         let missing = try CommandLine.run(["generate", "--model", "/no/such/model.gguf", "--prompt", "x"])
-        #expect(missing.status == 1 && missing.err == "error: /no/such/model.gguf: no such file or folder\n")
+        #expect(missing.status == 1 && missing.err == "error: --model /no/such/model.gguf: no such file or folder\n")
         try Self.requireModel()
         // The first 100 KB of the real file: the header ends mid-vocabulary.
         let cut = FileManager.default.temporaryDirectory.appendingPathComponent("cut-\(UUID()).gguf").path

@@ -108,3 +108,17 @@ public struct DecoderConfig: Sendable, Equatable {
         }
     }
 }
+
+/// The largest sizes a config file may declare: far above any real model's, low enough that a
+/// corrupt or hostile file is refused before anything is allocated from its numbers.
+public enum ConfigLimits {
+    public static let vocabulary = 1 << 22, context = 1 << 24, width = 1 << 16, mlpWidth = 1 << 18
+    public static let layers = 1 << 10, heads = 1 << 10, headSize = 1 << 12
+
+    /// Throws naming the first field outside 1...limit (the field as the file spells it).
+    static func check<K: CodingKey>(_ fields: [(K, Int, Int)], in c: KeyedDecodingContainer<K>) throws {
+        for (key, value, limit) in fields where value < 1 || value > limit {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "\(key.stringValue) is \(value), expected 1 to \(limit)")
+        }
+    }
+}

@@ -21,7 +21,7 @@ public enum HuggingFaceGPT2 {
         let configPath = folder + "/config.json"
         guard let data = FileManager.default.contents(atPath: configPath) else { throw ModelError.file(configPath, "cannot read") }
         let config: GPTConfig
-        do { config = try JSONDecoder().decode(GPTConfig.self, from: data) } catch { throw ModelError.file(configPath, "\(error)") }
+        do { config = try JSONDecoder().decode(GPTConfig.self, from: data) } catch { throw ModelError.file(configPath, "not a GPT-2 config: \(describeJSONError(error, in: data))") }
         let spec = config.decoder
         try spec.validate()
         var reader = WeightReader(try Safetensors.read(folder + "/model.safetensors"))

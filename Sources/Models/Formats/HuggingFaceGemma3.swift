@@ -1,4 +1,5 @@
 import Foundation
+import Tokenization
 import NN
 import Tensors
 
@@ -44,7 +45,7 @@ public enum HuggingFaceGemma3 {
         guard let data = FileManager.default.contents(atPath: configPath) else { throw .file(configPath, "cannot read") }
         let config: Gemma3Config
         do { config = try JSONDecoder().decode(Gemma3Config.self, from: data) } catch {
-            throw .file(configPath, "not a Gemma 3 text config: \(error)")
+            throw .file(configPath, "not a Gemma 3 text config: \(describeJSONError(error, in: data))")
         }
         try config.validate()
         let spec = config.decoder()

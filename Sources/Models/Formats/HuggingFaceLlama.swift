@@ -36,7 +36,7 @@ public enum HuggingFaceLlama {
         guard let data = FileManager.default.contents(atPath: configPath) else { throw .file(configPath, "cannot read") }
         let config: LlamaConfig
         do { config = try JSONDecoder().decode(LlamaConfig.self, from: data) } catch {
-            throw .file(configPath, "not a Llama config: \(error)")
+            throw .file(configPath, "not a Llama config: \(describeJSONError(error, in: data))")
         }
         try config.validate()
         let spec = config.decoder()

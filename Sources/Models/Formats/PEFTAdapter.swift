@@ -94,7 +94,9 @@ public enum PEFTAdapter {
     public static func load(_ folder: String, into model: DecoderModel, rng: RandomGenerator = RandomGenerator(seed: 0)) throws -> Contents {
         let configPath = folder + "/" + configFile
         guard let data = FileManager.default.contents(atPath: configPath) else { throw ModelError.file(configPath, "cannot read (not an adapter folder?)") }
-        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw ModelError.file(configPath, "not a JSON object") }
+        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw ModelError.file(configPath, jsonSyntaxError(data) ?? "not a JSON object")
+        }
         if let type = json["peft_type"] as? String, type != "LORA" { throw ModelError.file(configPath, "peft_type \(type): only LORA adapters are supported") }
         if json["use_dora"] as? Bool == true { throw ModelError.file(configPath, "use_dora: DoRA adapters are not supported") }
         guard let r = json["r"] as? Int, r > 0 else { throw ModelError.file(configPath, "field r (the rank) is missing or not a positive integer") }

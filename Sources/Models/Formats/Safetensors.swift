@@ -58,7 +58,7 @@ public enum Safetensors {
         guard n <= UInt64(data.count - 8) else { throw .file(path, "header length \(n) at byte 0 runs past the end of the file (\(data.count) bytes)") }
         let headerEnd = 8 + Int(n)
         guard let json = (try? JSONSerialization.jsonObject(with: data[8..<headerEnd])) as? [String: Any] else {
-            throw .file(path, "header (bytes 8..<\(headerEnd)) is not a JSON object")
+            throw .file(path, "header (bytes 8..<\(headerEnd)) is not a JSON object: \(jsonSyntaxError(data[8..<headerEnd]) ?? "another JSON value")")
         }
         var entries: [String: Entry] = [:], metadata: [String: String] = [:]
         let dataSize = data.count - headerEnd
@@ -74,8 +74,17 @@ public enum Safetensors {
             guard begin >= 0, begin <= end, end <= dataSize else {
                 throw .file(path, "tensor \(name): data_offsets [\(begin), \(end)] outside the \(dataSize)-byte data section")
             }
-            guard end - begin == Shape.count(shape) * size else {
-                throw .file(path, "tensor \(name): \(end - begin) bytes for shape \(Shape.describe(shape)) of \(dtype) (expected \(Shape.count(shape) * size))")
+            // The shape's byte count, without overflow, against the entry's real extent.
+            var bytes = size
+            for d in shape {
+                let (product, overflow) = bytes.multipliedReportingOverflow(by: d)
+                guard !overflow, product <= dataSize else {
+                    throw .file(path, "tensor \(name): shape \(shape) of \(dtype) is larger than the \(dataSize)-byte data section")
+                }
+                bytes = product
+            }
+            guard end - begin == bytes else {
+                throw .file(path, "tensor \(name): \(end - begin) bytes for shape \(Shape.describe(shape)) of \(dtype) (expected \(bytes))")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, range: begin..<end)
         }

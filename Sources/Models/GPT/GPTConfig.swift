@@ -42,6 +42,8 @@ public struct GPTConfig: Codable, Equatable, Sendable {
         embedding = try c.decode(Int.self, forKey: .embedding)
         layers = try c.decode(Int.self, forKey: .layers)
         heads = try c.decode(Int.self, forKey: .heads)
+        try ConfigLimits.check([(.vocabularySize, vocabularySize, ConfigLimits.vocabulary), (.contextLength, contextLength, ConfigLimits.context),
+                                (.embedding, embedding, ConfigLimits.width), (.layers, layers, ConfigLimits.layers), (.heads, heads, ConfigLimits.heads)], in: c)
         layerNormEpsilon = try c.decodeIfPresent(Float.self, forKey: .layerNormEpsilon) ?? 1e-5
         dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? 0
         bias = try c.decodeIfPresent(Bool.self, forKey: .bias) ?? true

@@ -122,6 +122,10 @@ public struct Gemma3Config: Codable, Equatable, Sendable {
         rmsNormEpsilon = try c.decodeIfPresent(Float.self, forKey: .rmsNormEpsilon) ?? 1e-6
         queryPreAttentionScalar = try c.decodeIfPresent(Float.self, forKey: .queryPreAttentionScalar) ?? Float(headSize)
         slidingWindow = try c.decodeIfPresent(Int.self, forKey: .slidingWindow) ?? 4096
+        try ConfigLimits.check([(.vocabularySize, vocabularySize, ConfigLimits.vocabulary), (.contextLength, contextLength, ConfigLimits.context),
+                                (.embedding, embedding, ConfigLimits.width), (.hidden, hidden, ConfigLimits.mlpWidth),
+                                (.layers, layers, ConfigLimits.layers), (.heads, heads, ConfigLimits.heads), (.kvHeads, kvHeads, ConfigLimits.heads),
+                                (.headSize, headSize, ConfigLimits.headSize), (.slidingWindow, slidingWindow, ConfigLimits.context)], in: c)
         if let types = try c.decodeIfPresent([String].self, forKey: .layerTypes) {
             localLayers = try types.map { t in
                 switch t {

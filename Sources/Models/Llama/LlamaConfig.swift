@@ -92,8 +92,12 @@ public struct LlamaConfig: Codable, Equatable, Sendable {
         hidden = try c.decode(Int.self, forKey: .hidden)
         layers = try c.decode(Int.self, forKey: .layers)
         heads = try c.decode(Int.self, forKey: .heads)
+        try ConfigLimits.check([(.vocabularySize, vocabularySize, ConfigLimits.vocabulary), (.contextLength, contextLength, ConfigLimits.context),
+                                (.embedding, embedding, ConfigLimits.width), (.hidden, hidden, ConfigLimits.mlpWidth),
+                                (.layers, layers, ConfigLimits.layers), (.heads, heads, ConfigLimits.heads)], in: c)
         kvHeads = try c.decodeIfPresent(Int.self, forKey: .kvHeads) ?? heads
         headSize = try c.decodeIfPresent(Int.self, forKey: .headSize) ?? embedding / heads
+        try ConfigLimits.check([(.kvHeads, kvHeads, ConfigLimits.heads), (.headSize, headSize, ConfigLimits.headSize)], in: c)
         rmsNormEpsilon = try c.decodeIfPresent(Float.self, forKey: .rmsNormEpsilon) ?? 1e-6
         // transformers ≥ 5 writes `rope_parameters: {rope_theta, rope_type, factor, ...}` instead of
         // `rope_theta` + `rope_scaling`; read either.

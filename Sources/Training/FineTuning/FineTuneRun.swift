@@ -61,7 +61,7 @@ public enum FineTuneRun {
     public static func readInfo(_ run: String) throws -> FineTuneRunInfo {
         let path = run + "/" + infoFile
         guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError.file(path, "cannot read (not a fine-tuning run?)") }
-        do { return try JSONDecoder().decode(FineTuneRunInfo.self, from: data) } catch { throw TrainingError.file(path, "\(error)") }
+        do { return try JSONDecoder().decode(FineTuneRunInfo.self, from: data) } catch { throw TrainingError.file(path, describeJSONError(error, in: data)) }
     }
 
     /// Writes what the run has learned (adapter, model, head) and the checkpoint to resume from.
@@ -111,7 +111,7 @@ public enum FineTuneRun {
             throw TrainingError.file(run + "/checkpoint/state.json", "cannot read: nothing to resume")
         }
         let state: State
-        do { state = try JSONDecoder().decode(State.self, from: data) } catch { throw TrainingError.file(folder + "/state.json", "\(error)") }
+        do { state = try JSONDecoder().decode(State.self, from: data) } catch { throw TrainingError.file(folder + "/state.json", describeJSONError(error, in: data)) }
         let trained = try Safetensors.read(folder + "/trainable.safetensors")
         for (name, t) in trainedTensors(tuner) {
             let v = try trained.tensor(name)
