@@ -75,7 +75,7 @@ quality: build
 # Every reader of user files (GGUF, safetensors, tokenizers, SentencePiece, datasets, adapters,
 # checkpoints, token files) under libFuzzer: see scripts/fuzz.sh and README "Fuzzing".
 FUZZ_RUNS ?= 1000000
-FUZZ_SECONDS ?= 900
+FUZZ_SECONDS ?= 1800
 fuzz: setup
 	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 

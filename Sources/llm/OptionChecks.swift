@@ -95,15 +95,19 @@ func outputFile(_ path: String?, _ option: String) throws {
     try parentExists(path, option)
 }
 
-/// A folder to write into (made if missing): not empty, not a file, its parent folder exists.
-func outputFolder(_ path: String?, _ option: String) throws {
+/// A folder to write into (made if missing): not empty, not a file, and its parent folder exists
+/// (`makingParents`: the nearest existing ancestor is a folder, as `mkdir -p` needs).
+func outputFolder(_ path: String?, _ option: String, makingParents: Bool = false) throws {
     guard let path else { return }
     guard !path.isEmpty else { throw CLIError("\(option) must not be empty (expected a folder to write into)") }
     var isDir: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue {
         throw CLIError("\(option) \(path) is a file; expected a folder to write into")
     }
-    try parentExists(path, option)
+    guard makingParents else { return try parentExists(path, option) }
+    var ancestor = URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent()
+    while !FileManager.default.fileExists(atPath: ancestor.path, isDirectory: &isDir) { ancestor.deleteLastPathComponent() }
+    guard isDir.boolValue else { throw CLIError("\(option) \(path): \(ancestor.path) is a file, not a folder") }
 }
 
 private func parentExists(_ path: String, _ option: String) throws {

@@ -80,7 +80,7 @@ struct Train: ParsableCommand {
         try fraction(dropout, "--dropout", openBelow: false, openAbove: true)
         try atLeast(0, evalEvery, "--eval-every", zero: "only at the end")
         try atLeast(0, sampleEvery, "--sample-every", zero: "never")
-        try outputFolder(out, "--out")
+        try outputFolder(out, "--out", makingParents: true)
         try existing(resume, "--resume", .folder)
         try positive(stopAfter, "--stop-after")
         if let resume {

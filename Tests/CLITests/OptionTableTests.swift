@@ -81,7 +81,7 @@ import Testing
                           "--minutes": rates + [hugeFloat], "--batch": counts, "--context": counts, "--stride": counts, "--grad-accum": counts,
                           "--lr": rates, "--min-lr": nonNegativeRates + ["1"], "--warmup": [negative, overflow], "--weight-decay": nonNegativeRates,
                           "--clip": nonNegativeRates, "--dropout": [negative, "1", nan, inf], "--eval-every": [negative, overflow, nan],
-                          "--sample-every": [negative, overflow], "--seed": [negative, nan], "--out": [s.file, empty, s.missing + "/run"],
+                          "--sample-every": [negative, overflow], "--seed": [negative, nan], "--out": [s.file, empty, s.file + "/run"],
                           "--resume": folders + [s.folder], "--stop-after": [zero, negative, overflow]].merging(threads) { $1 },
                 outputs: [runOut]),
             Row(command: ["generate"], base: ["--model", gpt2, "--prompt", "hi"],
