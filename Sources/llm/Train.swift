@@ -29,7 +29,7 @@ struct Train: ParsableCommand {
     @Option(help: "Distance between training windows (default: the context length).") var stride: Int?
     @Option(help: "Micro-batches per optimizer step (default 1).") var gradAccum: Int?
     @Option(help: "Peak learning rate (default 1e-3).") var lr: Float?
-    @Option(help: "Learning rate at the end of the cosine decay (default 1e-4).") var minLr: Float?
+    @Option(help: "Learning rate at the end of the cosine decay (default 1e-4, or --lr when that is lower).") var minLr: Float?
     @Option(help: "Warmup steps (default 50).") var warmup: Int?
     @Option(help: "AdamW weight decay on matrices (default 0.1).") var weightDecay: Float?
     @Option(help: "Largest global gradient norm (default 1; 0: no clipping).") var clip: Float?
