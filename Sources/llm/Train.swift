@@ -96,16 +96,23 @@ struct Train: ParsableCommand {
                 throw CLIError("--out \(runDir) already holds a run: continue it with --resume \(runDir), or choose another folder")
             }
             // Sizes before any work (the vocabulary as far as it is known now; again once it is).
-            var cfg = GPTConfig.presets[config ?? "tiny"]!
-            cfg.vocabularySize = vocabSize ?? ((tokenizer ?? "gpt2") == "gpt2" ? 50257 : 0)
-            cfg.contextLength = context ?? 256
-            if let embedding { cfg.embedding = embedding }
-            if let layers { cfg.layers = layers }
-            try checkMemory(cfg, batch: batch ?? 8)
+            try checkMemory(modelConfig(vocabularySize: vocabSize ?? ((tokenizer ?? "gpt2") == "gpt2" ? 50257 : 0)), batch: batch ?? 8)
         }
     }
 
     static let defaultLR: Float = 1e-3, defaultOut = "runs/latest"
+
+    /// The --config preset with --context, --embedding, --layers, --heads and --dropout applied.
+    func modelConfig(vocabularySize: Int) -> GPTConfig {
+        var cfg = GPTConfig.presets[config ?? "tiny"]!
+        cfg.vocabularySize = vocabularySize
+        cfg.contextLength = context ?? 256
+        if let embedding { cfg.embedding = embedding }
+        if let layers { cfg.layers = layers }
+        if let heads { cfg.heads = heads }
+        cfg.dropout = dropout ?? 0
+        return cfg
+    }
 
     /// Refuses sizes whose training could not fit in this machine's memory, by a lower bound:
     /// weights, gradients and AdamW's two moments (16 bytes a parameter), the logits and their
@@ -125,7 +132,7 @@ struct Train: ParsableCommand {
     func run() throws {
         global.apply()
         let runDir = resume ?? out ?? Self.defaultOut
-        let tokenizer = self.tokenizer ?? "gpt2", arch = self.arch ?? "gpt", config = self.config ?? "tiny"
+        let tokenizer = self.tokenizer ?? "gpt2", arch = self.arch ?? "gpt"
         let context = self.context ?? 256, batch = self.batch ?? 8, seed = self.seed ?? 1337
         try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
         let trainer: Trainer, tok: (any TextTokenizer)?, tokenizerRef: String
@@ -187,13 +194,7 @@ struct Train: ParsableCommand {
                 print(try prepareCorpus(inputs: data, jsonlField: "text", tokenizer: t, out: tokenFile, threads: Parallel.threads))
             }
             let file = try TokenFile(path: tokenFile)
-            var cfg = GPTConfig.presets[config]!
-            cfg.vocabularySize = tok?.vocabularySize ?? charTokenizer?.vocabularySize ?? file.vocabularySize
-            cfg.contextLength = context
-            if let embedding { cfg.embedding = embedding }
-            if let layers { cfg.layers = layers }
-            if let heads { cfg.heads = heads }
-            cfg.dropout = dropout ?? 0
+            let cfg = modelConfig(vocabularySize: tok?.vocabularySize ?? charTokenizer?.vocabularySize ?? file.vocabularySize)
             guard cfg.embedding % cfg.heads == 0 else { throw CLIError("--embedding \(cfg.embedding) is not divisible by \(cfg.heads) heads (--heads)") }
             try checkMemory(cfg, batch: batch)
             let kv = kvHeads ?? cfg.heads
