@@ -38,6 +38,8 @@ demo: build
 		--prompt "Give me three tips for writing clear code." --max-new-tokens 120 --temperature 0
 	@echo "--- a second model family: Gemma 3 270M (GGUF Q4_K_M: K-quant blocks, SentencePiece vocabulary, sliding-window layers) continues a sentence:"
 	$(LLM) generate --model .cache/gemma-3-270m-q4_k_m.gguf --prompt "The three most useful habits for writing clear code are" --max-new-tokens 40 --temperature 0
+	@echo "--- looking inside: llm explain writes one self-contained HTML page (attention maps, logit lens, norms, how surprising each token is) for SmolLM2 finishing a sentence; open runs/explain-smollm2.html in a browser"
+	$(LLM) explain --model .cache/SmolLM2-135M-Instruct.Q4_1.gguf --prompt "The capital of Australia is" --continue 4 --output runs/explain-smollm2.html
 	@echo "--- quantization: our GPT written as a GGUF file with Q8_0 weights (llama.cpp's gpt2 architecture, which llama.cpp runs too), then it writes again:"
 	$(LLM) quantize --model runs/demo --type q8_0 --output runs/demo-q8_0.gguf | tail -1
 	$(LLM) generate --model runs/demo-q8_0.gguf --prompt "The" --max-new-tokens 60 --temperature 0.8 --top-k 40 --seed 1
@@ -91,6 +93,7 @@ fixtures:
 	python3 scripts/fixtures/make_gemma_fixtures.py
 	python3 scripts/fixtures/make_lora_fixtures.py
 	python3 scripts/fixtures/make_dpo_fixtures.py
+	python3 scripts/fixtures/make_explain_fixtures.py
 	@bash scripts/fetch/smollm2.sh
 	@bash scripts/fetch/llama-cpp.sh
 	@bash scripts/fetch/gemma3.sh

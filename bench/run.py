@@ -7,6 +7,7 @@ Each pair runs back to back on the same machine with the same thread count (defa
   - SmolLM2-135M-Instruct Q4_1 and Gemma 3 270M Q4_K_M GGUF: prompt / generation speed, load time,
     peak RSS vs llama.cpp (bench/llamacpp.py, which alternates the two itself);
   - batched decoding of 8 sequences in one forward pass per step vs one sequence (`llm bench batch`);
+  - a forward pass recording what `llm explain` shows vs the plain pass (`llm bench explain`);
   - fine-tuning SmolLM2-135M, LoRA over the quantized base and full (`llm bench finetune`) vs PyTorch
     + peft (bench/torch_finetune.py), and peft / transformers loading our adapter and merged folder;
   - a DPO step on SmolLM2 with LoRA (`llm bench finetune --objective dpo`) vs the same loss in PyTorch + peft;
@@ -136,6 +137,18 @@ for _ in range(max(1, min(3, args.rounds))):
     best_batch = b if best_batch is None or b["batched_tok_s"] / b["single_tok_s"] > best_batch["batched_tok_s"] / best_batch["single_tok_s"] else best_batch
 rows.append(("SmolLM2 Q4_1 decode, 8 sequences batched vs 1 (tok/s in all)", best_batch["batched_tok_s"], best_batch["single_tok_s"],
              "ours, 1 sequence (goal 2.5x)"))
+
+# Looking inside (`llm explain`): a forward pass over 128 tokens recording every layer's attention
+# weights, residual stream and contributions vs the same pass plain, both ours, in tokens per second
+# (so the ratio is plain time / recorded time: 0.5x would be a recording twice as slow as the pass).
+best_explain = None
+for _ in range(max(1, min(3, args.rounds))):
+    e = lines([args.llm, "bench", "explain", "--model", smol, "--tokens", "128", "--repetitions", "3", "--threads", T, "--json"])[0]
+    best_explain = e if best_explain is None or e["plain_s"] / e["record_s"] > best_explain["plain_s"] / best_explain["record_s"] else best_explain
+rows.append(("SmolLM2 Q4_1 forward, 128 tokens, recorded vs plain (tok/s)", 128 / best_explain["record_s"], 128 / best_explain["plain_s"],
+             "ours, plain pass (goal ≥ 0.5x)"))
+rows.append(("  the same, recorded + logit lens (30 head passes) vs plain (tok/s)", 128 / best_explain["record_lens_s"],
+             128 / best_explain["plain_s"], "ours, plain pass"))
 
 # Fine-tuning SmolLM2-135M-Instruct, batch 8 × 256 tokens, 2 threads: LoRA r16 on all seven projections
 # over the frozen Q4_1 base (QLoRA: the base stays in its blocks) vs PyTorch + peft on the same weights

@@ -9,3 +9,9 @@ if ! pkg-config --exists openblas 2>/dev/null; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopenblas-dev pkg-config >/dev/null
 fi
+# A real browser for the page tests (llm explain's report): Debian's Chromium and its WebDriver.
+if [ "$(uname -s)" = Linux ] && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+    echo "setup: installing chromium and chromium-driver (apt), for the browser tests"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi

@@ -187,3 +187,57 @@ extension Bench {
         }
     }
 }
+
+extension Bench {
+    /// `llm bench explain`: what looking inside costs. One forward pass over T tokens as every
+    /// command runs it (all positions' logits, nothing kept) against the same pass recording every
+    /// layer's attention weights, residual stream and contributions (`DecoderModel.record`), and
+    /// against the recording plus the logit lens (one output-head pass per layer).
+    struct ExplainSpeed: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "explain", abstract: "Seconds of a plain forward pass vs a recorded one (and with the logit lens).")
+        @Option(help: "A GGUF file or a model folder.") var model: String
+        @Option(help: "Prompt tokens (random ids).") var tokens = 128
+        @Option(help: "Runs of each (the best is reported).") var repetitions = 5
+        @Flag(help: "Print {\"plain_s\", \"record_s\", \"record_lens_s\", \"tokens\"} and nothing else.") var json = false
+        @OptionGroup var loading: ModelLoading
+        @OptionGroup var global: GlobalOptions
+
+        func validate() throws {
+            try checkModel(model)
+            try positive(tokens, "--tokens", max: 1 << 20)
+            try positive(repetitions, "--repetitions", max: 1000)
+        }
+
+        func run() throws {
+            global.apply()
+            let loaded = try loading.load(model)
+            guard let lm = loaded.model as? DecoderModel else { throw CLIError("--model \(model): this model's forward pass cannot be recorded") }
+            guard tokens <= lm.contextLength else { throw CLIError("--tokens \(tokens) is more than the model's context (\(lm.contextLength))") }
+            lm.eval()
+            let rng = RandomGenerator(seed: 1)
+            let ids = (0..<tokens).map { _ in Int32(rng.next() % UInt64(lm.vocabularySize)) }
+            func seconds(_ body: () throws -> Void) rethrows -> Double {
+                let t0 = Date()
+                try body()
+                return Date().timeIntervalSince(t0)
+            }
+            let plain = { _ = try withNoGrad { try lm.logits(ids, batch: 1, length: ids.count) } }
+            let record = { _ = try lm.record(ids) }
+            let lens = { _ = lm.logitLens(try lm.record(ids)) }
+            try plain(); try record()                                            // warm-up: pages in the weights
+            var best = [Double.infinity, .infinity, .infinity]
+            for _ in 0..<repetitions {                                           // interleaved, so drift hits all three alike
+                best[0] = min(best[0], try seconds(plain))
+                best[1] = min(best[1], try seconds(record))
+                best[2] = min(best[2], try seconds(lens))
+            }
+            if json {
+                print("{\"plain_s\": \(best[0]), \"record_s\": \(best[1]), \"record_lens_s\": \(best[2]), \"tokens\": \(tokens)}")
+            } else {
+                print(loaded.summary)
+                print(String(format: "%d tokens: plain forward %.3f s · recorded %.3f s (%.2fx) · recorded + logit lens %.3f s (%.2fx), best of %d",
+                             tokens, best[0], best[1], best[1] / best[0], best[2], best[2] / best[0], repetitions))
+            }
+        }
+    }
+}

@@ -27,9 +27,7 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         try checkModel(model)
-        guard (prompt == nil) != (ids == nil) else { throw CLIError("give --prompt or --ids (one of them)") }
-        try nonEmpty(prompt, "--prompt")
-        if let ids, try parseIds(ids, source: "--ids").isEmpty { throw CLIError("--ids must hold at least one token id") }
+        try checkPrompt(prompt, ids: ids)
         if chat && prompt == nil { throw CLIError("--chat needs --prompt (the user message as text)") }
         if system != nil && !chat { throw CLIError("--system goes with --chat") }
         try positive(maxNewTokens, "--max-new-tokens")

@@ -131,6 +131,13 @@ func checkSampling(temperature: Float, topK: Int?, topP: Float?) throws {
     try fraction(topP, "--top-p", openBelow: true, openAbove: false)
 }
 
+/// The input of a forward pass: --prompt text or --ids, exactly one of them, not empty.
+func checkPrompt(_ prompt: String?, ids: String?) throws {
+    guard (prompt == nil) != (ids == nil) else { throw CLIError("give --prompt or --ids (one of them)") }
+    try nonEmpty(prompt, "--prompt")
+    if let ids, try parseIds(ids, source: "--ids").isEmpty { throw CLIError("--ids must hold at least one token id") }
+}
+
 /// A model to load: a GGUF file, a model folder or a run.
 func checkModel(_ path: String?, _ option: String = "--model") throws { try existing(path, option, .fileOrFolder) }
 

@@ -116,6 +116,10 @@ import Testing
             Row(command: ["evaluate"], base: ["--model", gpt2],
                 options: ["--model": paths, "--adapter": folders, "--data": files, "--batch": counts, "--beta": rates,
                           "--prompt-format": [word, empty], "--max-length": [zero, "1", negative, huge]].merging(threads) { $1 }),
+            Row(command: ["explain"], base: ["--model", gpt2, "--prompt", "hi", "--output", s.output("report.html")],
+                options: ["--model": paths, "--prompt": [empty], "--ids": [empty, "x"], "--continue": [negative, huge, overflow, nan],
+                          "--output": [s.folder, empty, s.missing + "/r.html"], "--tokenizer": paths].merging(loading) { $1 },
+                outputs: [s.output("report.html")]),
             Row(command: ["demo"], base: [],
                 options: ["--steps": counts, "--points": counts, "--hidden": counts, "--lr": rates, "--seed": [negative, nan]].merging(threads) { $1 }),
             Row(command: ["bench", "gemm"], base: [],
@@ -140,6 +144,8 @@ import Testing
             Row(command: ["bench", "quant"], base: [],
                 options: ["--shape": [empty, "1", "0x1", "axb", "99999x1"], "--inputs": counts, "--seconds": rates, "--types": [word, empty, "q4_0,"]]
                     .merging(threads) { $1 }),
+            Row(command: ["bench", "explain"], base: ["--model", gpt2],
+                options: ["--model": paths, "--tokens": counts, "--repetitions": counts].merging(loading) { $1 }),
             Row(command: ["bench", "finetune"], base: ["--model", gpt2],
                 options: ["--model": paths, "--method": [word, empty], "--objective": [word, empty], "--batch": counts, "--length": counts,
                           "--rank": counts, "--alpha": rates, "--steps": counts, "--warmup-steps": [negative, huge, overflow], "--seed": [negative, nan]]
@@ -201,6 +207,8 @@ import Testing
             (["train", "--data", s.file, "--steps", "1", "--lr", "1e-4", "--min-lr", "1e-3", "--out", s.output("run")], "--min-lr", [s.output("run")]),
             (["generate", "--model", Self.fixtures + "/gpt2-tiny", "--ids", "1", "--chat"], "--chat", []),
             (["tokenize", "--ordinary", "--allowed-special", "all", "x"], "--ordinary", []),
+            (["explain", "--model", Self.fixtures + "/gpt2-tiny", "--prompt", "hi"], "--output", []),
+            (["explain", "--model", Self.fixtures + "/gpt2-tiny", "--ids", "1", "--continue", "64", "--json"], "--continue", []),
         ]
         let results = Results(count: cases.count)
         DispatchQueue.concurrentPerform(iterations: cases.count) { i in

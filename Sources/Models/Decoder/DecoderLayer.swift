@@ -46,6 +46,9 @@ struct ForwardPass {
         case cached([CachedSegment])
     }
     let batching: Batching
+    /// Set only by `DecoderModel.record`: the pass then hands each layer's attention weights and
+    /// contributions to it. nil in every other pass, which records nothing.
+    var recorder: ForwardRecorder? = nil
 
     /// B sequences of T tokens each, every one from position 0.
     static func rectangular(batch b: Int, length t: Int) -> ForwardPass {
@@ -115,7 +118,7 @@ public final class Attention: Module {
         switch pass.batching {
         case let .rectangular(batch):
             y = causalAttention(rows: q, k, v, batch: batch, heads: h, kvHeads: hkv, scale: scale, window: window, softcap: softcap,
-                                dropout: training ? dropout : 0, rng: rng)
+                                dropout: training ? dropout : 0, rng: rng, probabilities: pass.recorder.map { r in { (p: Tensor) in r.attentions.append(p) } })
         case let .cached(segments):
             let width = hkv * d
             let spans = segments.map { seg in
@@ -249,10 +252,14 @@ public final class DecoderLayer: Module {
             let h = x + a
             var m = mlp(mlpNorm(h))
             if let n = postMLPNorm { m = n(m) }
+            pass.recorder?.contributions.append((attention: a, mlp: m))
             return h + m
         case .post:
-            let h = attentionNorm(x + attention(x, pass, layer: index))
-            return mlpNorm(h + mlp(h))
+            let a = attention(x, pass, layer: index)
+            let h = attentionNorm(x + a)
+            let m = mlp(h)
+            pass.recorder?.contributions.append((attention: a, mlp: m))
+            return mlpNorm(h + m)
         }
     }
 

@@ -105,8 +105,10 @@ open class DecoderModel: Module, TrainableModel {
     }
 
     /// Final hidden states → logits: (R, C) → (R, V) [→ c·tanh(z/c)].
-    func head(_ x: Tensor) -> Tensor {
-        let h = norm(x)
+    func head(_ x: Tensor) -> Tensor { headOnNormed(norm(x)) }
+
+    /// The output head alone, on rows the final norm has already been applied to: (R, C) → (R, V).
+    func headOnNormed(_ h: Tensor) -> Tensor {
         let z = lmHead.map { $0(h) } ?? embedTokens.project(h)
         guard let cap = spec.finalLogitSoftcap else { return z }
         return (z * (1 / cap)).tanh() * cap

@@ -83,8 +83,12 @@ public func causalAttention(packed qkv: Tensor, heads h: Int, kvHeads: Int? = ni
 /// (B·T, Hkv·D) → out (B·T, H·D). Head j of token row n is q[n, j·D ..< (j+1)·D]; the batch's
 /// sequences are consecutive blocks of T rows, each starting at position 0. No copies: the kernel
 /// reads and writes these layouts with strides, and the gradients come back in them.
+/// `probabilities`, when given, receives the attention weights P (B, H, T, T), row = query, zero
+/// where a query sees no key (before dropout): the kernel keeps them for backward anyway, so
+/// handing them out costs nothing, and passes that do not ask keep nothing more.
 public func causalAttention(rows q: Tensor, _ k: Tensor, _ v: Tensor, batch b: Int, heads h: Int, kvHeads hkv: Int,
-                            scale: Float? = nil, window: Int? = nil, softcap: Float? = nil, dropout p: Float = 0, rng: RandomGenerator? = nil) -> Tensor {
+                            scale: Float? = nil, window: Int? = nil, softcap: Float? = nil, dropout p: Float = 0, rng: RandomGenerator? = nil,
+                            probabilities: ((Tensor) -> Void)? = nil) -> Tensor {
     guard q.rank == 2, k.rank == 2, v.rank == 2, k.shape == v.shape, b > 0, hkv > 0, h % hkv == 0,
           q.shape[0] == k.shape[0], q.shape[0] % b == 0, q.shape[1] % h == 0, k.shape[1] == hkv * (q.shape[1] / h) else {
         fatalError(ShapeError(op: "attention", message: "q \(Shape.describe(q.shape)), k \(Shape.describe(k.shape)), v \(Shape.describe(v.shape)) for batch \(b), \(h) heads, \(hkv) kv heads").description)
@@ -95,6 +99,7 @@ public func causalAttention(rows q: Tensor, _ k: Tensor, _ v: Tensor, batch b: I
     let kernel = AttentionKernel(b: b, h: h, hkv: hkv, tq: t, tk: t, d: d, scale: scale, window: window, softcap: softcap, p: p, rng: rng)
     let out = Tensor(uninitialized: q.shape)
     kernel.forward(q.data, qL, k.data, kvL, v.data, kvL, out.data, qL)
+    probabilities?(kernel.probs)                                      // (B, H, T, T): the softmax the kernel kept
     return Autograd.record(out, "attention", [q, k, v]) { g in
         let dq = Tensor(uninitialized: q.shape), dk = Tensor(zeros: k.shape), dv = Tensor(zeros: v.shape)
         kernel.backward(g.data, qL, q.data, dq.data, qL, k.data, dk.data, kvL, v.data, dv.data, kvL)
