@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // One package; targets follow the path text takes through an LLM (see README.md):
-// Tokenization → Tensors → NN → Models → Quantization, Training → Inference → Server → llm.
+// Tokenization → Tensors → Cluster → NN → Models → Quantization, Training → Inference → Server → llm.
 // Targets are added as their issue lands; each imports only those to its left.
 import Foundation
 import PackageDescription
@@ -27,6 +27,7 @@ let package = Package(
         .executable(name: "llm", targets: ["llm"]),
         .library(name: "Tokenization", targets: ["Tokenization"]),
         .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "Cluster", targets: ["Cluster"]),
         .library(name: "NN", targets: ["NN"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Quantization", targets: ["Quantization"]),
@@ -53,11 +54,21 @@ let package = Package(
             dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux])), "CSIMD"],
             swiftSettings: tensorsSettings
         ),
+        // Open MPI (Debian: libopenmpi-dev, pkg-config ompi-c), for data-parallel training under
+        // mpirun. Only Cluster (its `Distributed` wrapper; the target is not named Distributed
+        // because Swift's toolchain has a module of that name) imports it. Where mpi.h is missing (Apple systems, machines
+        // without Open MPI) its shim compiles stand-ins and the binary refuses to run under mpirun.
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
+        .target(name: "Cluster", dependencies: ["CMPI"], swiftSettings: speed),
         .target(name: "NN", dependencies: ["Tensors"], swiftSettings: speed),
         .target(name: "Models", dependencies: ["Tokenization", "Tensors", "NN"], swiftSettings: speed),
         // Model → quantized GGUF (round to nearest; later GPTQ and AWQ, which run the model on calibration text).
         .target(name: "Quantization", dependencies: ["Tokenization", "Tensors", "NN", "Models"], swiftSettings: speed),
-        .target(name: "Training", dependencies: ["Tokenization", "Tensors", "NN", "Models"], swiftSettings: speed),
+        .target(name: "Training", dependencies: ["Tokenization", "Tensors", "Cluster", "NN", "Models"], swiftSettings: speed),
         .target(name: "Inference", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Training"], swiftSettings: speed),
         // Every reader of user files as a fuzz target, with seeds from our own writers (make fuzz).
         .target(name: "FuzzTargets", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Quantization", "Training", "Inference"],
@@ -66,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "llm",
             dependencies: [
-                "Tokenization", "Tensors", "NN", "Models", "Quantization", "Training", "Inference",
+                "Tokenization", "Tensors", "Cluster", "NN", "Models", "Quantization", "Training", "Inference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: speed

@@ -8,6 +8,8 @@ Each pair runs back to back on the same machine with the same thread count (defa
     peak RSS vs llama.cpp (bench/llamacpp.py, which alternates the two itself);
   - batched decoding of 8 sequences in one forward pass per step vs one sequence (`llm bench batch`);
   - a forward pass recording what `llm explain` shows vs the plain pass (`llm bench explain`);
+  - data-parallel training under mpirun, 2 ranks × 1 thread vs 1 process × 2 threads (bench/mpi_train.py),
+    and the all-reduce of GPT-2 124M's gradients (`llm bench allreduce`);
   - fine-tuning SmolLM2-135M, LoRA over the quantized base and full (`llm bench finetune`) vs PyTorch
     + peft (bench/torch_finetune.py), and peft / transformers loading our adapter and merged folder;
   - a DPO step on SmolLM2 with LoRA (`llm bench finetune --objective dpo`) vs the same loss in PyTorch + peft;
@@ -150,6 +152,19 @@ rows.append(("SmolLM2 Q4_1 forward, 128 tokens, recorded vs plain (tok/s)", 128 
 rows.append(("  the same, recorded + logit lens (30 head passes) vs plain (tok/s)", 128 / best_explain["record_lens_s"],
              128 / best_explain["plain_s"], "ours, plain pass"))
 
+# Data-parallel training on this machine: mpirun -np 2 × 1 thread vs 1 process × 2 threads, the same
+# model (GPT small), data and global batch (8 × 256); and the all-reduce of GPT-2 124M's gradients.
+mpi_env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="self,vader",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+mpi = lines([sys.executable, os.path.join(here, "mpi_train.py"), "--llm", args.llm, "--data", os.path.join(cache, "corpus-heldout.txt"),
+             "--config", "small", "--rounds", str(max(1, min(2, args.rounds)))])[0]
+rows.append(("train GPT small B8 T256, mpirun 2 ranks × 1 thread vs 1 process × 2 threads (tok/s)", mpi["two_tok_s"], mpi["one_tok_s"],
+             "ours, one process (goal ≥ 0.9x)"))
+allreduce = lines(["mpirun", "-np", "2", args.llm, "bench", "allreduce", "--floats", "124439808", "--json"], env=mpi_env)[0]
+mpi_note = (f"MPI: largest loss difference 2 ranks vs 1 process {mpi['largest_loss_difference']:.1e} (relative); peak RSS one process "
+            f"{mpi['one_peak_rss_mib']:.0f} MiB, largest rank {mpi['mpirun_peak_rss_mib']:.0f} MiB; all-reduce of GPT-2 124M's gradients "
+            f"(498 MB) on 2 ranks: {allreduce['seconds']:.3f} s ({allreduce['bus_gb_s']:.2f} GB/s bus bandwidth, shared memory)")
+
 # Fine-tuning SmolLM2-135M-Instruct, batch 8 × 256 tokens, 2 threads: LoRA r16 on all seven projections
 # over the frozen Q4_1 base (QLoRA: the base stays in its blocks) vs PyTorch + peft on the same weights
 # dequantized into LlamaForCausalLM; and full fine-tuning vs PyTorch. Minutes per side: one round
@@ -248,6 +263,7 @@ print("|---|---:|---:|---:|---|")
 for name, o, r, who in rows:
     print(f"| {name} | {o:.1f} | {r:.1f} | {o / r:.2f}x | {who} |")
 
+print("\n" + mpi_note)
 print(f"\nGPT-2 ids on the {os.path.getsize(corpus) / 1e6:.1f} MB corpus vs tiktoken: {identical}")
 print(f"BPE training: ours {best_ot['train_seconds']:.2f} s, HF tokenizers {best_rt['hf_train_seconds']:.2f} s")
 print(f"compression on held-out text (bytes/token, same vocab size and pattern): ours {best_ot['bytes_per_token']:.4f}, "

@@ -15,3 +15,10 @@ if [ "$(uname -s)" = Linux ] && ! { command -v chromium >/dev/null && command -v
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
+# Open MPI for data-parallel training (mpirun -np N llm train ...). Apple systems skip it: the
+# package then builds without MPI (Sources/CMPI/shim.h) and llm refuses to run under mpirun.
+if [ "$(uname -s)" = Linux ] && ! { pkg-config --exists ompi-c 2>/dev/null && command -v mpirun >/dev/null; }; then
+    echo "setup: installing libopenmpi-dev and openmpi-bin (apt), for training over MPI"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopenmpi-dev openmpi-bin >/dev/null
+fi

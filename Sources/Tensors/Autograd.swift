@@ -64,7 +64,11 @@ extension Tensor {
 
     /// Back-propagates from this tensor. `gradient` is d(loss)/d(self); it defaults to 1 for a
     /// one-element tensor. Gradients add into the leaves' `.grad`; the graph is freed afterwards.
-    public func backward(_ gradient: Tensor? = nil) {
+    /// `leafReady`, when given, is called with each leaf (a parameter) the moment its gradient is
+    /// final, that is right after the last node that feeds it has run: data-parallel training
+    /// starts averaging a bucket of gradients across processes while the rest of the backward
+    /// pass goes on.
+    public func backward(_ gradient: Tensor? = nil, leafReady: ((Tensor) -> Void)? = nil) {
         precondition(requiresGrad, "backward: tensor does not require grad")
         let seed = gradient ?? Tensor.ones(shape)
         precondition(seed.shape == shape || (gradient == nil && count == 1),
@@ -83,11 +87,31 @@ extension Tensor {
             }
         }
 
+        // With a leafReady hook: the leaves each backward step is the last to feed.
+        let steps = Array(order.reversed())
+        var completes: [[Tensor]] = []
+        if leafReady != nil {
+            // (In input order within a step, so every process that runs the same graph sees the
+            // leaves in the same order.)
+            var last: [ObjectIdentifier: Int] = [:]
+            for (i, t) in steps.enumerated() {
+                for input in t.node?.inputs ?? [] where input.node == nil && input.requiresGrad { last[ObjectIdentifier(input)] = i }
+            }
+            completes = Array(repeating: [], count: steps.count)
+            for (i, t) in steps.enumerated() {
+                for input in t.node?.inputs ?? [] where last[ObjectIdentifier(input)] == i {
+                    last[ObjectIdentifier(input)] = -1                  // once, even if a node takes it twice
+                    completes[i].append(input)
+                }
+            }
+        }
+
         // 2. Walk from the output back to the leaves.
         Autograd.withNoGrad {
-            if node == nil { accumulateGrad(seed); return }
+            if node == nil { accumulateGrad(seed); leafReady?(self); return }
             var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
-            for t in order.reversed() {
+            for (i, t) in steps.enumerated() {
+                defer { if let leafReady { for leaf in completes[i] { leafReady(leaf) } } }
                 guard let node = t.node else { continue }
                 t.node = nil                     // free saved tensors as we go
                 t.requiresGrad = false

@@ -25,13 +25,18 @@ public struct SlidingWindowBatches {
     public var windowCount: Int { (range.count - context - 1) / stride + 1 }
 
     /// The next batch: inputs and targets, each B·T ids (row-major (B, T)).
-    public mutating func next() -> (inputs: [Int32], targets: [Int32]) {
+    public mutating func next() -> (inputs: [Int32], targets: [Int32]) { next(rows: 0..<batch) }
+
+    /// Rows `rows` of the next batch (R·T ids each): the iterator moves past the whole batch, so
+    /// processes that each take their rows of it together see what one process would.
+    public mutating func next(rows: Range<Int>) -> (inputs: [Int32], targets: [Int32]) {
         var inputs: [Int32] = [], targets: [Int32] = []
-        inputs.reserveCapacity(batch * context); targets.reserveCapacity(batch * context)
-        for _ in 0..<batch {
+        inputs.reserveCapacity(rows.count * context); targets.reserveCapacity(rows.count * context)
+        for row in 0..<batch {
             if cursor == order.count { epoch += 1; cursor = 0; order = rng.permutation(windowCount) }
             let start = range.lowerBound + order[cursor] * stride
             cursor += 1
+            guard rows.contains(row) else { continue }
             let w = file.tokens(start..<(start + context + 1))
             inputs += w[..<context]
             targets += w[1...]

@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import Models
 import NN
@@ -31,12 +32,16 @@ public enum Checkpoint {
 
     public static func folder(_ run: String) -> String { run + "/checkpoint" }
 
+    /// Under mpirun every rank calls it (a sharded optimizer's moments are gathered) and rank 0 writes.
     public static func save(_ trainer: Trainer, run: String, tokenizer: String, tokenizerFiles: String? = nil) throws {
+        let moments: (m: [Tensor], v: [Tensor])?
+        if let parallel = trainer.parallel { moments = parallel.gatherMoments(trainer.optimizer) } else { moments = (trainer.optimizer.m, trainer.optimizer.v) }
+        guard Distributed.isMain, let moments else { return }
         let tmp = run + "/checkpoint.tmp", final = folder(run)
         let fm = FileManager.default
         try? fm.removeItem(atPath: tmp)
         try trainer.model.save(to: tmp)
-        try writeMoments(trainer.optimizer, of: trainer.model, to: tmp + "/optimizer.safetensors")
+        try writeMoments(moments.m, moments.v, of: trainer.optimizer, in: trainer.model, to: tmp + "/optimizer.safetensors")
         let state = State(step: trainer.step, tokensSeen: trainer.tokensSeen, options: trainer.options, data: trainer.data.path,
                           tokenizer: tokenizer, batches: trainer.train.state, modelRNG: trainer.model.rng.snapshot,
                           adamSteps: trainer.optimizer.stepCount, architecture: trainer.model.architecture)
@@ -68,10 +73,15 @@ public enum Checkpoint {
 
     /// AdamW's moments as `m.<param>` / `v.<param>` tensors.
     static func writeMoments(_ optimizer: AdamW, of module: Module, to path: String) throws {
+        try writeMoments(optimizer.m, optimizer.v, of: optimizer, in: module, to: path)
+    }
+
+    /// Whole moments `m`, `v` (one per parameter of `optimizer`, in its order).
+    static func writeMoments(_ m: [Tensor], _ v: [Tensor], of optimizer: AdamW, in module: Module, to path: String) throws {
         var moments: [String: Tensor] = [:]
         for (i, name) in parameterNames(optimizer, in: module).enumerated() {
-            moments["m." + name] = optimizer.m[i]
-            moments["v." + name] = optimizer.v[i]
+            moments["m." + name] = m[i]
+            moments["v." + name] = v[i]
         }
         try Safetensors.write(moments, to: path)
     }

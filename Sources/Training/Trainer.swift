@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import Models
 import NN
@@ -98,8 +99,15 @@ public final class Trainer {
     public let valRange: Range<Int>
     public private(set) var step = 0
     public private(set) var tokensSeen = 0
+    /// Under mpirun: gradient averaging, weight broadcast and optimizer sharding across ranks.
+    public let parallel: DataParallel?
+    /// This rank's rows of every batch of `options.batch` windows (all of them in one process).
+    public let rows: Range<Int>
 
-    public init(model: any TrainableModel, data: TokenFile, options: TrainingOptions) throws {
+    /// `options.batch` is the global batch: each of the job's ranks takes its share of every batch
+    /// (rank r the r-th), so any number of ranks dividing it sees the same data as one process.
+    /// With `shardOptimizer`, each rank keeps AdamW's moments for its slice of the parameters only.
+    public init(model: any TrainableModel, data: TokenFile, options: TrainingOptions, shardOptimizer: Bool = false) throws {
         self.model = model
         self.options = options
         self.data = data
@@ -111,12 +119,23 @@ public final class Trainer {
         }
         let split = data.count - Int(Double(data.count) * options.valFraction)
         valRange = split..<data.count
+        let ranks = Distributed.size
+        guard options.batch % ranks == 0 else {
+            throw TrainingError.config("a global batch of \(options.batch) windows does not split evenly over \(ranks) ranks")
+        }
+        rows = (Distributed.rank * options.batch / ranks)..<((Distributed.rank + 1) * options.batch / ranks)
         train = try SlidingWindowBatches(file: data, range: 0..<split, context: options.context, stride: options.stride,
                                          batch: options.batch, seed: options.seed)
-        optimizer = AdamW(ParameterGroup.decayMatrices(of: model, weightDecay: options.weightDecay),
-                          learningRate: options.learningRate, beta1: 0.9, beta2: 0.95, eps: 1e-8)
+        let groups = ParameterGroup.decayMatrices(of: model, weightDecay: options.weightDecay)
+        let parameters = groups.flatMap(\.parameters)
+        let total = parameters.reduce(0) { $0 + $1.count }
+        optimizer = AdamW(groups, learningRate: options.learningRate, beta1: 0.9, beta2: 0.95, eps: 1e-8,
+                          owned: shardOptimizer && Distributed.isParallel ? DataParallel.shard(total: total) : nil)
+        let dataParallel = Distributed.isParallel ? DataParallel(parameters: parameters) : nil
+        parallel = dataParallel
         schedule = WarmupCosineLR(maxLR: options.learningRate, minLR: options.minLearningRate,
                                   warmupSteps: options.warmup, decaySteps: options.steps)
+        dataParallel?.broadcastParameters()                                  // every rank starts from rank 0's weights
     }
 
     /// One optimizer step over `gradAccum` micro-batches.
@@ -125,13 +144,18 @@ public final class Trainer {
         model.train()
         let (b, t) = (options.batch, options.context)
         var lossSum: Float = 0
-        for _ in 0..<options.gradAccum {
-            let (x, y) = train.next()
-            let loss = try model.loss(x, targets: y, batch: b, length: t) * (1 / Float(options.gradAccum))
-            guard loss.item.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss (\(loss.item))") }
+        for k in 0..<options.gradAccum {
+            let (x, y) = train.next(rows: rows)                              // this rank's rows of the batch
+            let loss = try model.loss(x, targets: y, batch: rows.count, length: t) * (1 / Float(options.gradAccum))
             lossSum += loss.item
-            loss.backward()
+            // The last backward of the step averages gradients as they become final.
+            if let parallel, k == options.gradAccum - 1 { loss.backward(leafReady: parallel.gradientReady) } else { loss.backward() }
         }
+        if let parallel {
+            parallel.averageGradients()
+            lossSum = Float(Distributed.allReduceSum([Double(lossSum)])[0] / Double(Distributed.size))
+        }
+        guard lossSum.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss (\(lossSum))") }
         for (name, p) in model.namedParameters() {
             if let g = p.grad, !g.scalars.allSatisfy(\.isFinite) {
                 throw TrainingError.nonFinite(step: step + 1, what: "the gradient of \(name)")
@@ -141,6 +165,7 @@ public final class Trainer {
         let lr = schedule.learningRate(at: step)
         optimizer.learningRate = lr
         optimizer.step()
+        if optimizer.owned != nil { parallel?.gatherParameters() }
         optimizer.zeroGrad()
         step += 1
         tokensSeen += b * t * options.gradAccum
@@ -158,9 +183,10 @@ public final class Trainer {
         let n = min(options.evalBatches, max(1, batches.windowCount / b))
         var total: Float = 0
         for _ in 0..<n {
-            let (x, y) = batches.next()
-            total += try withNoGrad { try model.loss(x, targets: y, batch: b, length: t).item }
+            let (x, y) = batches.next(rows: rows)
+            total += try withNoGrad { try model.loss(x, targets: y, batch: rows.count, length: t).item }
         }
+        if parallel != nil { total = Float(Distributed.allReduceSum([Double(total)])[0] / Double(Distributed.size)) }
         return total / Float(n)
     }
 

@@ -7,7 +7,7 @@ import Tensors
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the engine's speed (make bench adds the numpy / PyTorch columns).",
-        subcommands: [Gemm.self, Block.self, TokenizerSpeed.self, SentencePieceSpeed.self, TrainSpeed.self, GenerateSpeed.self, LlamaSpeed.self, BatchSpeed.self, QuantSpeed.self, FineTuneSpeed.self, ExplainSpeed.self])
+        subcommands: [Gemm.self, Block.self, TokenizerSpeed.self, SentencePieceSpeed.self, TrainSpeed.self, GenerateSpeed.self, LlamaSpeed.self, BatchSpeed.self, QuantSpeed.self, FineTuneSpeed.self, ExplainSpeed.self, AllReduceSpeed.self])
 }
 
 extension Bench {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import Inference
 import Models
@@ -40,6 +41,7 @@ struct Train: ParsableCommand {
     @Option(help: "Run folder (checkpoints, log.jsonl, loss.svg; default runs/latest). It must not hold a run already.") var out: String?
     @Option(help: "Resume the run in this folder from its checkpoint.") var resume: String?
     @Option(help: "Stop after this step with a checkpoint, keeping the schedule of --steps (continue later with --resume).") var stopAfter: Int?
+    @Flag(help: "Under mpirun: each rank keeps AdamW's moments for its slice of the parameters only (ZeRO stage 1).") var shardOptimizer = false
     @OptionGroup var global: GlobalOptions
 
     /// The options of a new run that a resumed run keeps from its checkpoint.
@@ -129,7 +131,44 @@ struct Train: ParsableCommand {
         }
     }
 
+    /// Under mpirun every rank runs this: rank 0 prepares the data and writes the run folder,
+    /// every rank trains on its share of each batch (see `Trainer`); an error on any rank ends
+    /// the whole job with its message.
     func run() throws {
+        try Distributed.start()
+        defer { Distributed.finish() }
+        do { try train() } catch {
+            if Distributed.isParallel { Distributed.abort("\(error)") }
+            throw error
+        }
+    }
+
+    /// Progress lines, from rank 0 only.
+    func say(_ line: String, terminator: String = "\n") {
+        if Distributed.isMain { print(line, terminator: terminator) }
+    }
+
+    /// Under mpirun, ranks other than 0 take the tokenizer and token file rank 0 made (the same
+    /// choices as rank 0's preparation below, reading instead of writing).
+    func preparedByRankZero(runDir: String, tokenizer: String)
+        throws -> (tokenFile: String, tok: (any TextTokenizer)?, chars: CharTokenizer?, ref: String, folder: String?) {
+        let folder = runDir + "/tokenizer", tokens = runDir + "/data.tok"
+        if tokenizer == "char" {
+            guard let c = try loadCharTokenizer(folder) else { throw CLIError("rank 0's character tokenizer is missing from \(folder)") }
+            return (tokens, nil, c, folder, folder)
+        }
+        if data.count == 1, (try? TokenFile(path: data[0])) != nil {
+            let tok: (any TextTokenizer)? = tokenizer == "train" ? nil : try (tokenizer == "gpt2" ? loadGPT2() : Tokenizer.load(path: tokenizer))
+            return (data[0], tok, nil, tokenizer, nil)
+        }
+        switch tokenizer {
+        case "gpt2": return (tokens, try loadGPT2(), nil, "gpt2", nil)
+        case "train": return (tokens, try Tokenizer.load(path: folder), nil, folder, folder)
+        default: return (tokens, try Tokenizer.load(path: tokenizer), nil, tokenizer, nil)
+        }
+    }
+
+    func train() throws {
         global.apply()
         let runDir = resume ?? out ?? Self.defaultOut
         let tokenizer = self.tokenizer ?? "gpt2", arch = self.arch ?? "gpt"
@@ -147,17 +186,22 @@ struct Train: ParsableCommand {
             }
             var options = state.options
             if let steps { options.steps = steps }
-            trainer = try Trainer(model: model, data: TokenFile(path: state.data), options: options)
+            trainer = try Trainer(model: model, data: TokenFile(path: state.data), options: options, shardOptimizer: shardOptimizer)
             try Checkpoint.restore(trainer, from: folder, state: state)
             tokenizerRef = state.tokenizer
             tok = try modelTokenizer(folder: folder, vocabularySize: model.vocabularySize, explicit: nil)
             if FileManager.default.fileExists(atPath: folder + "/" + Tokenizer.configFileName) { tokenizerFolder = runDir + "/tokenizer" }
             if let c = try loadCharTokenizer(folder) { charTokenizer = c; tokenizerFolder = runDir + "/tokenizer" }
-            print("resuming \(resume) at step \(state.step)")
+            say("resuming \(resume) at step \(state.step)")
         } else {
-            // Tokenizer and token file.
+            // Tokenizer and token file: rank 0 makes them (into the run folder), the other ranks
+            // then read what it made.
             let tokenFile: String
-            if tokenizer == "char" {
+            if !Distributed.isMain {
+                Distributed.barrier()
+                let r = try preparedByRankZero(runDir: runDir, tokenizer: tokenizer)
+                tokenFile = r.tokenFile; tok = r.tok; charTokenizer = r.chars; tokenizerRef = r.ref; tokenizerFolder = r.folder
+            } else if tokenizer == "char" {
                 var text = ""
                 for p in data { for f in try expandInputs(p) { text += try utf8Text(try readFile(f), source: f) } }
                 let c = CharTokenizer(training: text)
@@ -166,7 +210,7 @@ struct Train: ParsableCommand {
                 try atomicWrite(try JSONEncoder().encode(c), to: tokenizerFolder! + "/" + charTokenizerFile)
                 tokenFile = runDir + "/data.tok"
                 try TokenFile.write(c.encode(text), vocabularySize: c.vocabularySize, to: tokenFile)
-                print("character-level tokenizer: \(c.vocabularySize) ids (\(c.alphabet.count) characters + unknown), \(text.unicodeScalars.count) tokens")
+                say("character-level tokenizer: \(c.vocabularySize) ids (\(c.alphabet.count) characters + unknown), \(text.unicodeScalars.count) tokens")
                 charTokenizer = c
                 tok = nil
                 tokenizerRef = tokenizerFolder!
@@ -182,7 +226,7 @@ struct Train: ParsableCommand {
                     var texts: [[UInt8]] = []
                     for p in data { for f in try expandInputs(p) where !f.hasSuffix(".jsonl") { texts.append(Array(try readFile(f))) } }
                     let vocabSize = self.vocabSize ?? 4096
-                    print("training a tokenizer: vocabulary \(vocabSize), GPT-4 split pattern, on \(texts.reduce(0) { $0 + $1.count }) bytes")
+                    say("training a tokenizer: vocabulary \(vocabSize), GPT-4 split pattern, on \(texts.reduce(0) { $0 + $1.count }) bytes")
                     t = try BPETrainer(vocabularySize: vocabSize, pattern: .gpt4, specialTokens: ["<|endoftext|>"]).train(texts)
                     tokenizerFolder = runDir + "/tokenizer"
                     try t.save(to: tokenizerFolder!)
@@ -191,8 +235,9 @@ struct Train: ParsableCommand {
                 }
                 tok = t
                 tokenFile = runDir + "/data.tok"
-                print(try prepareCorpus(inputs: data, jsonlField: "text", tokenizer: t, out: tokenFile, threads: Parallel.threads))
+                say(try prepareCorpus(inputs: data, jsonlField: "text", tokenizer: t, out: tokenFile, threads: Parallel.threads))
             }
+            if Distributed.isMain { Distributed.barrier() }
             let file = try TokenFile(path: tokenFile)
             let cfg = modelConfig(vocabularySize: tok?.vocabularySize ?? charTokenizer?.vocabularySize ?? file.vocabularySize)
             guard cfg.embedding % cfg.heads == 0 else { throw CLIError("--embedding \(cfg.embedding) is not divisible by \(cfg.heads) heads (--heads)") }
@@ -207,26 +252,34 @@ struct Train: ParsableCommand {
             func makeModel() -> any TrainableModel {
                 arch == "llama" ? Llama(llamaConfig, rng: RandomGenerator(seed: seed)) : GPT(cfg, rng: RandomGenerator(seed: seed))
             }
-            var options = TrainingOptions(steps: steps ?? 1_000_000, batch: batch, context: context)
+            // --batch is per rank: a step's global batch is batch × grad-accum × ranks.
+            var options = TrainingOptions(steps: steps ?? 1_000_000, batch: batch * Distributed.size, context: context)
             options.gradAccum = gradAccum ?? 1; options.learningRate = lr ?? Self.defaultLR; options.minLearningRate = minLr ?? min(1e-4, lr ?? Self.defaultLR)
             options.warmup = warmup ?? 50; options.weightDecay = weightDecay ?? 0.1; options.clip = clip ?? 1
             options.evalEvery = evalEvery ?? 50; options.sampleEvery = sampleEvery ?? 0; options.seed = seed
             options.stride = stride
             let model = makeModel()
-            var t = try Trainer(model: model, data: file, options: options)
+            var t = try Trainer(model: model, data: file, options: options, shardOptimizer: shardOptimizer)
             if steps == nil {
                 guard let minutes else { throw CLIError("give --steps or --minutes") }
-                // Time two steps on a throwaway copy of the trainer, then size the schedule to the budget.
-                let probe = try Trainer(model: makeModel(), data: file, options: options)
+                // Time two steps on a throwaway copy of the trainer, then size the schedule to the
+                // budget (every rank agrees: the slowest one's time).
+                let probe = try Trainer(model: makeModel(), data: file, options: options, shardOptimizer: shardOptimizer)
                 _ = try probe.trainStep()
-                let s = try probe.trainStep().seconds
+                let s = Distributed.allReduceMax([try probe.trainStep().seconds])[0]
                 options.steps = max(10, Int(minutes * 60 / s * 0.93))
-                t = try Trainer(model: model, data: file, options: options)
-                print("about \(String(format: "%.2f", s)) s per step: \(options.steps) steps in \(minutes) minutes")
+                t = try Trainer(model: model, data: file, options: options, shardOptimizer: shardOptimizer)
+                say("about \(String(format: "%.2f", s)) s per step: \(options.steps) steps in \(minutes) minutes")
             }
             trainer = t
-            print("model: \(model.summary), context \(cfg.contextLength): \(grouped(model.parameterCount)) parameters")
-            print("data: \(grouped(file.count)) tokens (\(grouped(trainer.valRange.count)) held out for validation)")
+            say("model: \(model.summary), context \(cfg.contextLength): \(grouped(model.parameterCount)) parameters")
+            say("data: \(grouped(file.count)) tokens (\(grouped(trainer.valRange.count)) held out for validation)")
+        }
+        if Distributed.isParallel {
+            let o = trainer.optimizer, unsharded = trainer.parallel!.total * 8
+            say("data parallel: \(Distributed.size) ranks × \(trainer.rows.count) windows = \(trainer.options.batch) windows per micro-batch; "
+                + "AdamW state per rank \(String(format: "%.1f", Double(o.stateBytes) / 1_048_576)) MiB"
+                + (o.owned != nil ? " (sharded; \(String(format: "%.1f", Double(unsharded) / 1_048_576)) MiB whole)" : ""))
         }
         let sample: ((any LanguageModel) -> String)?
         if let tok { sample = { sampleText($0, tok) } } else if let c = charTokenizer { sample = { sampleText($0, c) } } else { sample = nil }
@@ -235,9 +288,11 @@ struct Train: ParsableCommand {
 
     func loop(_ trainer: Trainer, runDir: String, sample: ((any LanguageModel) -> String)?, tokenizerRef: String, tokenizerFolder: String?) throws {
         let o = trainer.options
-        let log = try RunLog(folder: runDir, keepingThrough: trainer.step)
-        let baseline = trainer.unigramLoss()
-        print("unigram baseline loss \(String(format: "%.3f", baseline)); run folder \(runDir)")
+        // Rank 0 keeps the log and the plot; every rank trains, evaluates and checkpoints
+        // (collectives), and only rank 0 writes.
+        let log = Distributed.isMain ? try RunLog(folder: runDir, keepingThrough: trainer.step) : nil
+        let baseline = Distributed.isMain ? trainer.unigramLoss() : 0
+        say("unigram baseline loss \(String(format: "%.3f", baseline)); run folder \(runDir)")
         let started = Date()
         let firstStep = trainer.step
         var lastVal: Float?
@@ -250,24 +305,26 @@ struct Train: ParsableCommand {
             }
             let isEval = (o.evalEvery > 0 && s.step % o.evalEvery == 0) || s.step == last
             if isEval { lastVal = try trainer.evaluate(); s.valLoss = lastVal }
+            if isEval, !Distributed.isMain { try Checkpoint.save(trainer, run: runDir, tokenizer: tokenizerRef, tokenizerFiles: tokenizerFolder) }
+            guard let log else { continue }
             try log.append(s)
             let elapsed = Date().timeIntervalSince(started), done = s.step - firstStep
             let tps = Double(s.tokens - (log.entries.first { $0.step == firstStep + 1 }?.tokens ?? 0) + o.batch * o.context * o.gradAccum) / max(elapsed, 1e-9)
             let eta = elapsed / Double(done) * Double(o.steps - s.step)
             let val = lastVal.map { String(format: "%.3f (ppl %.1f)", $0, Foundation.exp($0)) } ?? "  -  "
             let line = "step \(s.step)/\(o.steps)  loss \(String(format: "%.3f", s.loss))  val \(val)  lr \(String(format: "%.2e", s.learningRate))  |g| \(String(format: "%.2f", s.gradNorm))  \(Int(tps)) tok/s  ETA \(Int(eta / 60))m\(String(format: "%02d", Int(eta) % 60))s"
-            print("\r" + line + "   ", terminator: ""); fflush(stdout)
+            say("\r" + line + "   ", terminator: ""); fflush(stdout)
             if isEval {
-                print("")
+                say("")
                 try log.plot(baseline: baseline)
                 try Checkpoint.save(trainer, run: runDir, tokenizer: tokenizerRef, tokenizerFiles: tokenizerFolder)
             }
             if o.sampleEvery > 0, s.step % o.sampleEvery == 0, let sample {
-                print("\n  sample: " + sample(trainer.model).replacingOccurrences(of: "\n", with: "\n          "))
+                say("\n  sample: " + sample(trainer.model).replacingOccurrences(of: "\n", with: "\n          "))
             }
         }
-        if trainer.step < o.steps { print("stopped at step \(trainer.step) of \(o.steps); continue with --resume \(runDir)") }
-        print("done: \(trainer.step) steps, \(grouped(trainer.tokensSeen)) tokens; checkpoint in \(Checkpoint.folder(runDir)), log \(runDir)/log.jsonl, plot \(runDir)/loss.svg")
+        if trainer.step < o.steps { say("stopped at step \(trainer.step) of \(o.steps); continue with --resume \(runDir)") }
+        say("done: \(trainer.step) steps, \(grouped(trainer.tokensSeen)) tokens; checkpoint in \(Checkpoint.folder(runDir)), log \(runDir)/log.jsonl, plot \(runDir)/loss.svg")
     }
 }
 

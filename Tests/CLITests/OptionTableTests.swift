@@ -144,6 +144,7 @@ import Testing
             Row(command: ["bench", "quant"], base: [],
                 options: ["--shape": [empty, "1", "0x1", "axb", "99999x1"], "--inputs": counts, "--seconds": rates, "--types": [word, empty, "q4_0,"]]
                     .merging(threads) { $1 }),
+            Row(command: ["bench", "allreduce"], base: ["--floats", "16"], options: ["--floats": counts, "--repetitions": counts]),
             Row(command: ["bench", "explain"], base: ["--model", gpt2],
                 options: ["--model": paths, "--tokens": counts, "--repetitions": counts].merging(loading) { $1 }),
             Row(command: ["bench", "finetune"], base: ["--model", gpt2],
