@@ -79,25 +79,25 @@ public struct Explanation {
     }
 
     /// Logits (T, V) → the surprise of each next id (T − 1) and the top 5 at each position (T × 5).
+    /// log Z of each row comes from the fused log-softmax `targetLogProbabilities` (target: the
+    /// next id; the last row, which has none, any id).
     static func readLogits(_ logits: Tensor, ids: [Int32]) -> ([Float], [[(id: Int32, probability: Float)]]) {
         let (t, v) = (logits.shape[0], logits.shape[1])
-        var surprise: [Float] = [], predictions: [[(id: Int32, probability: Float)]] = []
+        let targets = (0..<t).map { i in i + 1 < t ? ids[i + 1] : 0 }
+        let logP = logits.targetLogProbabilities(targets).scalars                  // (T)
+        var predictions: [[(id: Int32, probability: Float)]] = []
         for i in 0..<t {
             let row = UnsafeBufferPointer(start: logits.data + i * v, count: v)
-            let m = row.max() ?? 0
-            var sum = 0.0
-            for z in row { sum += Double(expf(z - m)) }
-            let logZ = Double(m) + log(sum)                                  // log Σ exp(z)
-            if i + 1 < t { surprise.append(Float(logZ - Double(row[Int(ids[i + 1])]))) }
-            var best: [(id: Int32, probability: Float)] = []                 // kept sorted, most likely first
+            let logZ = row[Int(targets[i])] - logP[i]                             // log Σ exp(z)
+            var best: [(id: Int32, probability: Float)] = []                 // logits, kept sorted, most likely first
             for (j, z) in row.enumerated() where best.count < 5 || z > best[best.count - 1].probability {
                 let at = best.firstIndex { z > $0.probability } ?? best.count
                 best.insert((Int32(j), z), at: at)
                 if best.count > 5 { best.removeLast() }
             }
-            predictions.append(best.map { (id: $0.id, probability: Float(exp(Double($0.probability) - logZ))) })
+            predictions.append(best.map { (id: $0.id, probability: expf($0.probability - logZ)) })
         }
-        return (surprise, predictions)
+        return (logP.dropLast().map { -$0 }, predictions)
     }
 
     /// (T, C) → the L2 norm of each row (T).
