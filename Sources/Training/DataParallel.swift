@@ -97,23 +97,25 @@ public final class DataParallel {
     }
 
     /// A sharded optimizer's moments, whole, on rank 0 (nil on the others); every rank calls it.
+    /// Each moment is gathered through the staging buffer, so only rank 0 holds whole copies.
     public func gatherMoments(_ optimizer: AdamW) -> (m: [Tensor], v: [Tensor])? {
         guard optimizer.owned != nil else { return (optimizer.m, optimizer.v) }
         let (counts, offsets) = parts()
+        let flat = staging.data
         var out: [[Tensor]] = []
         for moments in [optimizer.m, optimizer.v] {
-            let flat = Tensor(zeros: [total])
             var at = 0
             for (i, p) in parameters.enumerated() {
                 let r = optimizer.ownedElements[i]
-                (flat.data + at + r.lowerBound).update(from: moments[i].data, count: r.count)
+                (flat + at + r.lowerBound).update(from: moments[i].data, count: r.count)
                 at += p.count
             }
-            Distributed.gather(flat.data, counts: counts, offsets: offsets)
+            Distributed.gather(flat, counts: counts, offsets: offsets)
+            guard Distributed.isMain else { continue }
             at = 0
             out.append(parameters.map { p in
                 let t = Tensor(zeros: p.shape)
-                t.data.update(from: flat.data + at, count: p.count)
+                t.data.update(from: flat + at, count: p.count)
                 at += p.count
                 return t
             })

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import Inference
 import Models
@@ -26,11 +27,19 @@ struct FineTune: ParsableCommand {
         if tuning.resume == nil { _ = try options() }   // the combinations
     }
 
-    func run() throws {
+    /// Under mpirun every rank runs this (see `runOnEveryRank`): each reads the data and the
+    /// model, trains on its share of every batch, and rank 0 alone prints and writes the run.
+    func run() throws { try runOnEveryRank(tune) }
+
+    func tune() throws {
         global.apply()
         var (info, runDir) = try tuning.runInfo(options: options, extraFixed: [("--task", task != nil), ("--train-layers", trainLayers != nil),
                                                                                 ("--no-mask-prompt", noMaskPrompt), ("--columns", columns != nil)])
-        if tuning.resume == nil { info.columns = try columns.map(parseColumns) }
+        Distributed.barrier()                                  // every rank has checked the run folder before rank 0 writes to it
+        if tuning.resume == nil {
+            info.columns = try columns.map(parseColumns)
+            info.options.batch *= Distributed.size             // --batch is per rank; the run keeps the global batch
+        }
         guard info.options.task != .dpo else { throw CLIError("\(runDir) is a DPO run: continue it with llm dpo --resume \(runDir)") }
 
         // The base, in Float32 arithmetic (training needs exact gradients; GGUF weights stay quantized).
@@ -105,6 +114,7 @@ struct FineTune: ParsableCommand {
         }
         print("method: \(how)\(classifier != nil && o.method != .head ? " + the classification head" : "")\(o.checkpointActivations == true ? "; activations recomputed in the backward pass" : "")")
         print(describeTrainable(tuner.trainee))
+        if Distributed.isParallel { print("data parallel: \(Distributed.size) ranks × \(o.batch / Distributed.size) examples = \(o.batch) per micro-batch") }
         print("schedule: \(tuner.totalSteps) steps of \(o.batch) × \(o.gradAccum) examples, lr \(formatFloat(o.learningRate)) → \(formatFloat(o.minLearningRate)), warmup \(o.warmup); run folder \(runDir)")
 
         try runTuning(tuner, info: info, runDir: runDir, tokenizer: tokenizer, stopAfter: tuning.stopAfter) { v in

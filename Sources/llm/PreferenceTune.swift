@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import Inference
 import Models
@@ -27,11 +28,17 @@ struct PreferenceTune: ParsableCommand {
         if tuning.resume == nil { _ = try options() }   // the combinations
     }
 
-    func run() throws {
+    /// Under mpirun every rank runs this (see `runOnEveryRank`); each scores the reference on
+    /// its own, rank 0 alone writes the run.
+    func run() throws { try runOnEveryRank(tune) }
+
+    func tune() throws {
         global.apply()
         var (info, runDir) = try tuning.runInfo(options: options, extraFixed: [("--beta", beta != nil), ("--average-logprobs", averageLogprobs),
                                                                                 ("--adapter", adapter != nil)])
+        Distributed.barrier()                                  // every rank has checked the run folder before rank 0 writes to it
         let resumed = tuning.resume != nil
+        if !resumed { info.options.batch *= Distributed.size } // --batch is per rank; the run keeps the global batch
         if !resumed { try resolveBase(&info) }
         guard info.options.task == .dpo, let dpo = info.options.dpo else {
             throw CLIError("\(runDir) is not a DPO run (task \(info.options.task.rawValue)): continue it with llm finetune --resume \(runDir)")
@@ -57,8 +64,8 @@ struct PreferenceTune: ParsableCommand {
         if info.validation.isEmpty { (trainRecords, heldRecords) = split(trainRecords, fraction: o.valFraction, rng: RandomGenerator(seed: o.seed)) }
         let (train, summary) = try FineTuneEncoding.pairs(try pairs(trainRecords), tokenizer: tokenizer, bos: loaded.bos, eos: eos, maxLength: o.maxLength)
         let (held, heldSummary) = try FineTuneEncoding.pairs(try pairs(heldRecords), tokenizer: tokenizer, bos: loaded.bos, eos: eos, maxLength: o.maxLength)
-        try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-        if !heldRecords.isEmpty { try writeJSONL(heldRecords.map(\.1), to: runDir + "/" + Self.heldOutFile) }
+        if Distributed.isMain { try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true) }
+        if !heldRecords.isEmpty, Distributed.isMain { try writeJSONL(heldRecords.map(\.1), to: runDir + "/" + Self.heldOutFile) }
 
         // What trains. The model's generator draws new adapters' init and every dropout mask.
         decoder.rng.restore(from: RandomGenerator(seed: o.seed &+ 1))
@@ -98,9 +105,10 @@ struct PreferenceTune: ParsableCommand {
             reference = r; cached = true
         } else {
             if o.method == .lora && !startAdapter { decoder.setAdaptersEnabled(false) }
-            reference = (try DPO.logProbs(decoder, pairs: train, pad: eos, batch: o.batch), try DPO.logProbs(decoder, pairs: held, pad: eos, batch: o.batch))
+            let rows = max(1, o.batch / Distributed.size)
+            reference = (try DPO.logProbs(decoder, pairs: train, pad: eos, batch: rows), try DPO.logProbs(decoder, pairs: held, pad: eos, batch: rows))
             decoder.setAdaptersEnabled(true)
-            try writeReference(reference, to: runDir)
+            if Distributed.isMain { try writeReference(reference, to: runDir) }
         }
 
         let objective = try DPOObjective(model: decoder, train: train, validation: held, trainReference: reference.train,

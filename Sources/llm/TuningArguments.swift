@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import Inference
 import Models
@@ -180,8 +181,9 @@ func checkDataAndLength(_ info: inout FineTuneRunInfo, decoder: DecoderModel, le
 func runTuning(_ tuner: FineTuner, info: FineTuneRunInfo, runDir: String, tokenizer: (any TextTokenizer)?, stopAfter: Int?,
                describeValidation: (Evaluation) -> String) throws -> Evaluation? {
     let o = tuner.options
-    try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-    let log = try RunLog(folder: runDir, keepingThrough: tuner.step)
+    let writes = Distributed.isMain                          // under mpirun rank 0 alone writes the run
+    if writes { try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true) }
+    let log = writes ? try RunLog(folder: runDir, keepingThrough: tuner.step) : nil
     let started = Date(), firstStep = tuner.step, firstTokens = tuner.tokensSeen
     let last = min(tuner.totalSteps, stopAfter ?? tuner.totalSteps)
     var lastVal: Evaluation?
@@ -196,7 +198,7 @@ func runTuning(_ tuner: FineTuner, info: FineTuneRunInfo, runDir: String, tokeni
             lastVal = v; s.valLoss = v.loss; s.valAccuracy = v.accuracy
             s.metrics.merge(v.metrics) { $1 }
         }
-        try log.append(s)
+        try log?.append(s)
         let elapsed = Date().timeIntervalSince(started), done = s.step - firstStep
         let tps = Double(s.tokens - firstTokens) / max(elapsed, 1e-9)
         let eta = elapsed / Double(done) * Double(tuner.totalSteps - s.step)
@@ -205,11 +207,11 @@ func runTuning(_ tuner: FineTuner, info: FineTuneRunInfo, runDir: String, tokeni
         print("\r" + line + "   ", terminator: ""); fflush(stdout)
         if isEval {
             print("")
-            try log.plot()
-            try FineTuneRun.save(tuner, run: runDir, info: info, tokenizer: tokenizer)
+            try log?.plot()
+            if writes { try FineTuneRun.save(tuner, run: runDir, info: info, tokenizer: tokenizer) }
         }
     }
-    if tuner.step == firstStep { try FineTuneRun.save(tuner, run: runDir, info: info, tokenizer: tokenizer) }
+    if tuner.step == firstStep, writes { try FineTuneRun.save(tuner, run: runDir, info: info, tokenizer: tokenizer) }
     if tuner.step < tuner.totalSteps { print("stopped at step \(tuner.step) of \(tuner.totalSteps); continue with --resume \(runDir)") }
     let saved = o.method == .lora ? "adapter \(runDir)/\(PEFTAdapter.weightsFile)" : o.method == .full ? "model \(runDir)/\(FineTuneRun.modelFolder)" : "head \(runDir)/\(FineTuneRun.scoreFile)"
     print("done: \(tuner.step) steps, \(grouped(tuner.tokensSeen)) tokens in \(String(format: "%.0f", Date().timeIntervalSince(started))) s; \(saved), log \(runDir)/log.jsonl, plot \(runDir)/loss.svg")
@@ -226,4 +228,17 @@ func describeLoRA(_ o: FineTuneOptions, _ decoder: DecoderModel) -> String {
 func describeTrainable(_ trainee: Module) -> String {
     let counts = parameterCounts(trainee)
     return "trainable: \(short(counts.trainable)) of \(short(counts.total)) (\(String(format: "%.1f", 100 * Double(counts.trainable) / Double(max(counts.total, 1))))%)"
+}
+
+/// Runs a training command on every rank of an mpirun job (or once, without mpirun): ranks
+/// other than 0 print nothing to standard output, and an error on any rank ends the whole job
+/// with its message instead of leaving the others waiting in a collective.
+func runOnEveryRank(_ body: () throws -> Void) throws {
+    try Distributed.start()
+    defer { Distributed.finish() }
+    if !Distributed.isMain { _ = freopen("/dev/null", "w", stdout) }
+    do { try body() } catch {
+        if Distributed.isParallel { Distributed.abort("\(error)") }
+        throw error
+    }
 }

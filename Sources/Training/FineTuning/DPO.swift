@@ -228,7 +228,7 @@ public final class DPOObjective: FineTuneObjective {
         let b = DPO.batch(pairs, pad: pad)
         let policy = try DPO.sequenceLogProbs(model, b, average: options.averageLogprobs)     // (2B)
         let (loss, report) = DPO.loss(policy: policy, reference: indices.map { trainReference[$0] }, options: options)
-        return ObjectiveStep(loss: loss, tokens: b.realTokens, metrics: report.metrics())
+        return ObjectiveStep(loss: loss, tokens: b.realTokens, weight: pairs.count, metrics: report.metrics())
     }
 
     public func evaluate(batch: Int) throws -> Evaluation {

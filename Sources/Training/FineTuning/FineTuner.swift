@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import Models
 import NN
@@ -59,10 +60,16 @@ public protocol FineTuneObjective: AnyObject {
 }
 
 public struct ObjectiveStep {
+    /// The mean over the batch (of trained tokens, rows or pairs).
     public var loss: Tensor
     public var tokens: Int
+    /// What the mean divides by: trained tokens (SFT), rows (classification), pairs (DPO). Data
+    /// parallelism weights each rank's mean by its share of the whole batch's weight.
+    public var weight: Int
     public var metrics: [String: Float]
-    public init(loss: Tensor, tokens: Int, metrics: [String: Float] = [:]) { self.loss = loss; self.tokens = tokens; self.metrics = metrics }
+    public init(loss: Tensor, tokens: Int, weight: Int, metrics: [String: Float] = [:]) {
+        self.loss = loss; self.tokens = tokens; self.weight = weight; self.metrics = metrics
+    }
 }
 
 public struct Evaluation: Sendable {
@@ -94,11 +101,13 @@ public final class ExampleObjective: FineTuneObjective {
         let b = PaddedBatch(indices.map { train[$0] }, pad: pad, task: task)
         let loss = try classifier.map { try $0.loss(b.ids, lengths: b.lengths, length: b.length, labels: b.labels) }
             ?? model.loss(b.ids, targets: b.targets, batch: b.batch, length: b.length)
-        return ObjectiveStep(loss: loss, tokens: b.realTokens)
+        let weight = classifier != nil ? b.batch : b.targets.reduce(0) { $0 + ($1 == defaultIgnoreIndex ? 0 : 1) }
+        return ObjectiveStep(loss: loss, tokens: b.realTokens, weight: weight)
     }
 
     public func evaluate(batch: Int) throws -> Evaluation {
-        let r = try FineTuner.evaluate(validation, model: model, classifier: classifier, pad: pad, batch: batch, task: task)
+        let r = try FineTuner.evaluate(validation, model: model, classifier: classifier, pad: pad, batch: batch, task: task,
+                                       acrossRanks: Distributed.isParallel)
         return Evaluation(loss: r.loss, accuracy: r.accuracy)
     }
 }
@@ -106,6 +115,10 @@ public final class ExampleObjective: FineTuneObjective {
 /// The fine-tuning loop over length-grouped batches of an objective's items: gradient
 /// accumulation, clipping, AdamW on the trainable parameters only, warmup + cosine schedule,
 /// evaluation on the held-out items.
+///
+/// Under mpirun `options.batch` is the global batch: each rank takes its slice of every batch
+/// one process would draw, and weights its mean loss by its share of the batch's trained tokens
+/// (rows, pairs), so the averaged gradient is the one-process gradient whatever the lengths.
 public final class FineTuner {
     public let options: FineTuneOptions
     public let model: DecoderModel
@@ -117,6 +130,8 @@ public final class FineTuner {
     public let totalSteps: Int
     public private(set) var step = 0
     public private(set) var tokensSeen = 0
+    /// Under mpirun: the trainable parameters' gradients averaged across ranks.
+    public let parallel: DataParallel?
 
     /// What trains: the classifier (head + its base) or the model.
     public var trainee: Module { classifier ?? model }
@@ -143,6 +158,25 @@ public final class FineTuner {
                           learningRate: options.learningRate, beta1: 0.9, beta2: 0.999, eps: 1e-8)
         schedule = WarmupCosineLR(maxLR: options.learningRate, minLR: options.minLearningRate,
                                   warmupSteps: options.warmup, decaySteps: totalSteps)
+        if Distributed.isParallel {
+            guard options.batch % Distributed.size == 0 else {
+                throw TrainingError.config("a global batch of \(options.batch) examples does not split evenly over \(Distributed.size) ranks")
+            }
+            parallel = DataParallel(parameters: optimizer.groups.flatMap(\.parameters))
+            parallel!.broadcastParameters()                                    // every rank starts from rank 0's adapters and head
+        } else {
+            parallel = nil
+        }
+    }
+
+    /// This rank's slice of a batch's items (all of them in one process). A rank whose slice is
+    /// empty (a last batch smaller than the job) runs the batch's first item with weight 0, so
+    /// that it still takes part in the gradient all-reduce with zeros.
+    func share(of items: [Int]) -> (items: [Int], counts: Bool) {
+        guard Distributed.isParallel else { return (items, true) }
+        let (r, n) = (Distributed.rank, Distributed.size)
+        let slice = Array(items[(items.count * r / n)..<(items.count * (r + 1) / n)])
+        return slice.isEmpty ? ([items[0]], false) : (slice, true)
     }
 
     /// One optimizer step over `gradAccum` batches.
@@ -151,14 +185,32 @@ public final class FineTuner {
         trainee.train()
         var lossSum: Float = 0, tokens = 0, metrics: [String: Float] = [:]
         let parts = Float(options.gradAccum)
-        for _ in 0..<options.gradAccum {
-            let part = try objective.loss(batches.next())
-            let loss = part.loss * (1 / parts)
-            guard loss.item.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss (\(loss.item))") }
-            lossSum += loss.item
-            tokens += part.tokens
-            for (k, v) in part.metrics { metrics[k, default: 0] += v / parts }
-            loss.backward()
+        for k in 0..<options.gradAccum {
+            let (items, counts) = share(of: batches.next())
+            let part = try objective.loss(items)
+            guard part.loss.item.isFinite else { throw TrainingError.nonFinite(step: step + 1, what: "the loss (\(part.loss.item))") }
+            // This rank's share of the micro-batch's mean: its weight over the whole batch's.
+            var share: Float = 1
+            if let parallel {
+                let weights = Distributed.allReduceSum([counts ? Double(part.weight) : 0, counts ? Double(part.tokens) : 0])
+                share = counts ? Float(Double(part.weight) / weights[0]) : 0
+                tokens += Int(weights[1])
+                // Averaging divides by the ranks: scaled up here so the ranks' shares sum to the mean.
+                let loss = part.loss * (share * Float(Distributed.size) / parts)
+                if k == options.gradAccum - 1 { loss.backward(leafReady: parallel.gradientReady) } else { loss.backward() }
+            } else {
+                tokens += part.tokens
+                (part.loss * (1 / parts)).backward()
+            }
+            lossSum += part.loss.item * share / parts
+            for (key, v) in part.metrics { metrics[key, default: 0] += v * share / parts }
+        }
+        if let parallel {
+            parallel.averageGradients()
+            let keys = metrics.keys.sorted()
+            let sums = Distributed.allReduceSum([Double(lossSum)] + keys.map { Double(metrics[$0]!) })
+            lossSum = Float(sums[0])
+            for (i, key) in keys.enumerated() { metrics[key] = Float(sums[i + 1]) }
         }
         let params = optimizer.groups.flatMap(\.parameters)
         for p in params {
@@ -185,15 +237,16 @@ public final class FineTuner {
         guard objective.hasValidation else { return nil }
         trainee.eval()
         defer { trainee.train() }
-        return try objective.evaluate(batch: options.batch)
+        return try objective.evaluate(batch: max(1, options.batch / Distributed.size))   // a rank's share of the batch
     }
 
     /// Loss (token-weighted for SFT, per row for classification) and accuracy over examples.
+    /// `acrossRanks` (under mpirun): each rank scores every size-th batch and the sums are added.
     public static func evaluate(_ examples: [EncodedExample], model: DecoderModel, classifier: SequenceClassifier?, pad: Int32,
-                                batch: Int, task: FineTuneTask) throws -> (loss: Float, accuracy: Float?) {
+                                batch: Int, task: FineTuneTask, acrossRanks: Bool = false) throws -> (loss: Float, accuracy: Float?) {
         var total = 0.0, weight = 0.0, correct = 0
         let groups = LengthGroupedBatches(lengths: examples.map(\.tokens.count), batch: batch, seed: 0).groups
-        for g in groups {
+        for (i, g) in groups.enumerated() where !acrossRanks || i % Distributed.size == Distributed.rank {
             let b = PaddedBatch(g.map { examples[$0] }, pad: pad, task: task)
             try withNoGrad {
                 if let classifier {
@@ -211,6 +264,10 @@ public final class FineTuner {
                     weight += Double(n)
                 }
             }
+        }
+        if acrossRanks {
+            let sums = Distributed.allReduceSum([total, weight, Double(correct)])
+            (total, weight, correct) = (sums[0], sums[1], Int(sums[2]))
         }
         let loss = Float(total / max(weight, 1))
         return (loss, task == .classify ? Float(correct) / Float(examples.count) : nil)
