@@ -33,10 +33,14 @@ let package = Package(
         .library(name: "Quantization", targets: ["Quantization"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Inference", targets: ["Inference"]),
+        .library(name: "Server", targets: ["Server"]),
         .executable(name: "llm-fuzz", targets: ["llm-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // llm serve: the HTTP server (SwiftNIO underneath) and its logger.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // OpenBLAS on Linux (Debian: libopenblas-dev). Only Tensors/BLAS.swift imports it;
@@ -70,6 +74,11 @@ let package = Package(
         .target(name: "Quantization", dependencies: ["Tokenization", "Tensors", "NN", "Models"], swiftSettings: speed),
         .target(name: "Training", dependencies: ["Tokenization", "Tensors", "Cluster", "NN", "Models"], swiftSettings: speed),
         .target(name: "Inference", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Training"], swiftSettings: speed),
+        // The OpenAI-compatible HTTP API, its engine loop (continuous batching) and the chat page.
+        .target(name: "Server", dependencies: ["Tokenization", "Tensors", "Models", "Inference",
+                                               .product(name: "Hummingbird", package: "hummingbird"),
+                                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: speed),
         // Every reader of user files as a fuzz target, with seeds from our own writers (make fuzz).
         .target(name: "FuzzTargets", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Quantization", "Training", "Inference"],
                 swiftSettings: speed),
@@ -77,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "llm",
             dependencies: [
-                "Tokenization", "Tensors", "Cluster", "NN", "Models", "Quantization", "Training", "Inference",
+                "Tokenization", "Tensors", "Cluster", "NN", "Models", "Quantization", "Training", "Inference", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: speed
@@ -91,6 +100,8 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),
         .testTarget(name: "NNTests", dependencies: ["Tensors", "NN", "Models"], swiftSettings: speed),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"], swiftSettings: speed),
+        .testTarget(name: "ServerTests", dependencies: ["Inference", "Models", "Server", .product(name: "HummingbirdTesting", package: "hummingbird")],
+                    swiftSettings: speed),
         .testTarget(name: "QuantizationTests", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Quantization", "Inference"], swiftSettings: speed),
     ],
     swiftLanguageModes: [.v5]

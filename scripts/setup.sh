@@ -22,3 +22,8 @@ if [ "$(uname -s)" = Linux ] && ! { pkg-config --exists ompi-c 2>/dev/null && co
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopenmpi-dev openmpi-bin >/dev/null
 fi
+# OpenAI's Python client, for the end-to-end test of llm serve (scripts/e2e/openai_client.py).
+if ! python3 -c "import openai" 2>/dev/null; then
+    echo "setup: installing the openai Python client (pip), for the server's end-to-end test"
+    python3 -m pip install -q "openai==3.51.0"
+fi

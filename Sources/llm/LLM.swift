@@ -12,7 +12,7 @@ struct LLM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "llm",
         abstract: "A large language model built from scratch in Swift: tokenizer, tensors, autograd, training, inference.",
-        subcommands: [Tokenize.self, Detokenize.self, TrainTokenizer.self, Prepare.self, Train.self, Generate.self, Chat.self, Logits.self, Perplexity.self, Inspect.self, Export.self, Quantize.self, FineTune.self, PreferenceTune.self, Merge.self, Classify.self, Evaluate.self, Explain.self, Demo.self, Bench.self]
+        subcommands: [Tokenize.self, Detokenize.self, TrainTokenizer.self, Prepare.self, Train.self, Generate.self, Chat.self, Logits.self, Perplexity.self, Inspect.self, Export.self, Quantize.self, FineTune.self, PreferenceTune.self, Merge.self, Classify.self, Evaluate.self, Explain.self, Serve.self, Demo.self, Bench.self]
     )
 
     /// Every error prints as one line `error: <what was wrong>` on stderr with exit status 1:

@@ -120,6 +120,11 @@ import Testing
                 options: ["--model": paths, "--prompt": [empty], "--ids": [empty, "x"], "--continue": [negative, huge, overflow, nan],
                           "--output": [s.folder, empty, s.missing + "/r.html"], "--tokenizer": paths].merging(loading) { $1 },
                 outputs: [s.output("report.html")]),
+            // Every value here must be refused before the server starts (one that passed would serve forever).
+            Row(command: ["serve"], base: ["--model", gpt2, "--port", "0"],
+                options: ["--model": paths, "--host": [empty], "--port": [negative, "65536", huge, overflow, word], "--parallel": counts + ["257"],
+                          "--context": counts + ["1"], "--api-key": [empty], "--api-key-file": files, "--max-queue": counts,
+                          "--cors-origin": [empty], "--name": [empty], "--tokenizer": paths].merging(loading) { $1 }),
             Row(command: ["demo"], base: [],
                 options: ["--steps": counts, "--points": counts, "--hidden": counts, "--lr": rates, "--seed": [negative, nan]].merging(threads) { $1 }),
             Row(command: ["bench", "gemm"], base: [],
@@ -209,6 +214,8 @@ import Testing
             (["generate", "--model", Self.fixtures + "/gpt2-tiny", "--ids", "1", "--chat"], "--chat", []),
             (["tokenize", "--ordinary", "--allowed-special", "all", "x"], "--ordinary", []),
             (["explain", "--model", Self.fixtures + "/gpt2-tiny", "--prompt", "hi"], "--output", []),
+            (["serve", "--model", Self.fixtures + "/gpt2-tiny", "--port", "0", "--api-key", "k", "--api-key-file", s.file], "--api-key", []),
+            (["serve", "--model", Self.fixtures + "/gpt2-tiny", "--port", "0", "--context", "100000"], "--context", []),
             (["explain", "--model", Self.fixtures + "/gpt2-tiny", "--ids", "1", "--continue", "64", "--json"], "--continue", []),
         ]
         let results = Results(count: cases.count)
