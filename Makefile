@@ -40,6 +40,8 @@ demo: build
 	$(LLM) generate --model .cache/gemma-3-270m-q4_k_m.gguf --prompt "The three most useful habits for writing clear code are" --max-new-tokens 40 --temperature 0
 	@echo "--- looking inside: llm explain writes one self-contained HTML page (attention maps, logit lens, norms, how surprising each token is) for SmolLM2 finishing a sentence; open runs/explain-smollm2.html in a browser"
 	$(LLM) explain --model .cache/SmolLM2-135M-Instruct.Q4_1.gguf --prompt "The capital of Australia is" --continue 4 --output runs/explain-smollm2.html
+	@echo "--- serving: llm serve puts SmolLM2 behind OpenAI's HTTP API (one batched forward pass per step for every request); two requests at once, then SIGTERM"
+	python3 scripts/demo/serve.py --llm $(LLM) --model .cache/SmolLM2-135M-Instruct.Q4_1.gguf
 	@echo "--- quantization: our GPT written as a GGUF file with Q8_0 weights (llama.cpp's gpt2 architecture, which llama.cpp runs too), then it writes again:"
 	$(LLM) quantize --model runs/demo --type q8_0 --output runs/demo-q8_0.gguf | tail -1
 	$(LLM) generate --model runs/demo-q8_0.gguf --prompt "The" --max-new-tokens 60 --temperature 0.8 --top-k 40 --seed 1

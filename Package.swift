@@ -79,8 +79,8 @@ let package = Package(
                                                .product(name: "Hummingbird", package: "hummingbird"),
                                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: speed),
-        // Every reader of user files as a fuzz target, with seeds from our own writers (make fuzz).
-        .target(name: "FuzzTargets", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Quantization", "Training", "Inference"],
+        // Every reader of user files (and of HTTP request bodies) as a fuzz target, with seeds from our own writers (make fuzz).
+        .target(name: "FuzzTargets", dependencies: ["Tokenization", "Tensors", "NN", "Models", "Quantization", "Training", "Inference", "Server"],
                 swiftSettings: speed),
         .executableTarget(name: "llm-fuzz", dependencies: ["FuzzTargets"], swiftSettings: speed),
         .executableTarget(

@@ -8,6 +8,8 @@ Each pair runs back to back on the same machine with the same thread count (defa
     peak RSS vs llama.cpp (bench/llamacpp.py, which alternates the two itself);
   - batched decoding of 8 sequences in one forward pass per step vs one sequence (`llm bench batch`);
   - a forward pass recording what `llm explain` shows vs the plain pass (`llm bench explain`);
+  - `llm serve` vs llama.cpp's `llama-server` under the same 8 streaming clients, our single-stream
+    speed, and a bounded load test with 32 clients (bench/serve_bench.py over bench/serve_load.py);
   - data-parallel training under mpirun, 2 ranks × 1 thread vs 1 process × 2 threads (bench/mpi_train.py),
     and the all-reduce of GPT-2 124M's gradients (`llm bench allreduce`);
   - fine-tuning SmolLM2-135M, LoRA over the quantized base and full (`llm bench finetune`) vs PyTorch
@@ -165,6 +167,13 @@ mpi_note = (f"MPI: largest loss difference 2 ranks vs 1 process {mpi['largest_lo
             f"{mpi['one_peak_rss_mib']:.0f} MiB, largest rank {mpi['mpirun_peak_rss_mib']:.0f} MiB; all-reduce of GPT-2 124M's gradients "
             f"(498 MB) on 2 ranks: {allreduce['seconds']:.3f} s ({allreduce['bus_gb_s']:.2f} GB/s bus bandwidth, shared memory)")
 
+# Serving: llm serve and llama-server (--parallel 8, same llama.cpp sources) under the same streaming
+# load (8 clients), our single-stream speed, and the bounded load test (32 clients, 2 minutes at most).
+sv = lines([sys.executable, os.path.join(here, "serve_bench.py"), "--llm", args.llm, "--threads", T,
+            "--rounds", str(max(1, min(2, args.rounds))), "--load-seconds", "120"])[0]
+rows += [tuple(r) for r in sv.get("rows", [])]
+serve_notes = sv.get("notes", [f"serving skipped: {sv.get('skipped')}"])
+
 # Fine-tuning SmolLM2-135M-Instruct, batch 8 × 256 tokens, 2 threads: LoRA r16 on all seven projections
 # over the frozen Q4_1 base (QLoRA: the base stays in its blocks) vs PyTorch + peft on the same weights
 # dequantized into LlamaForCausalLM; and full fine-tuning vs PyTorch. Minutes per side: one round
@@ -264,6 +273,8 @@ for name, o, r, who in rows:
     print(f"| {name} | {o:.1f} | {r:.1f} | {o / r:.2f}x | {who} |")
 
 print("\n" + mpi_note)
+for line in serve_notes:
+    print(line)
 print(f"\nGPT-2 ids on the {os.path.getsize(corpus) / 1e6:.1f} MB corpus vs tiktoken: {identical}")
 print(f"BPE training: ours {best_ot['train_seconds']:.2f} s, HF tokenizers {best_rt['hf_train_seconds']:.2f} s")
 print(f"compression on held-out text (bytes/token, same vocab size and pattern): ours {best_ot['bytes_per_token']:.4f}, "

@@ -124,6 +124,10 @@ public enum FuzzSeeds {
             try HuggingFaceLlama.save(FuzzModels.llama(), to: dir + "/llama")
             try HuggingFaceGemma3.save(FuzzModels.gemma3(), to: dir + "/gemma3")
             return try ["gpt", "llama", "gemma3"].map { FuzzTarget.join([try read($0 + "/config.json"), try read($0 + "/model.safetensors")]) }
+        case .httpBody:
+            return [Array(#"{"model": "m", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "Hi"}]}], "max_tokens": 8, "temperature": 0.7, "top_p": 0.9, "top_k": 40, "seed": 3, "stop": ["\n", "END"], "logprobs": true, "top_logprobs": 2, "n": 2, "stream": true, "stream_options": {"include_usage": true}}"#.utf8),
+                    Array(#"{"prompt": "Once upon a time", "max_completion_tokens": 16, "stop": "x", "logprobs": 3}"#.utf8),
+                    Array(#"{"prompt": [[1, 2, 3], [4, 5]], "max_tokens": 2, "temperature": 0, "unknown": {"a": [null, true]}}"#.utf8)]
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Inference
 import Models
+import Server
 import Tensors
 import Tokenization
 import Training
@@ -28,6 +29,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case datasetCSV = "dataset-csv"
     case adapter
     case modelFolder = "model-folder"
+    /// The body of an HTTP request to `llm serve`: read as a chat and as a text completion request.
+    case httpBody = "http-body"
+
+    /// The tokenizer chat requests are encoded with (trained once).
+    static let chatTokenizer = try? FuzzSeeds.tokenizer()
 
     /// Folder targets take several files in one input, split at this line.
     public static let fileSeparator = Array("\n--next-file--\n".utf8)
@@ -101,6 +107,17 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .modelFolder:
             try scratch.write(Self.split(input, into: ["config.json", "model.safetensors"]))
             try use(try LoadedModel.load(dir, arithmetic: .float32))
+        case .httpBody:
+            // As both completion routes read it (JSON, every field's type and range), then the
+            // chat messages rendered in a template and encoded; refused only when both refuse it.
+            let path = try scratch.write(input, "request-body.json")           // kept for replay; refusals name it
+            let body = Data(input)
+            let asChat = Result { () throws -> Void in
+                let request = try ChatRequest(try JSONValue.object(from: body), maxParallel: 4, context: 64)
+                _ = try Self.chatTokenizer?.encode(ChatTemplate().render(request.messages), allowedSpecial: .all)
+            }
+            let asCompletion = Result { _ = try CompletionRequest(try JSONValue.object(from: body), maxParallel: 4, context: 64) }
+            if case let .failure(error) = asChat, case .failure = asCompletion { throw RefusedRequest(path: path, error: error) }
         }
     }
 
@@ -149,6 +166,13 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         _ = try tokenizer.decodeBytes(ids)
         _ = try? tokenizer.encode("a <|endoftext|> b", allowedSpecial: .all)
     }
+}
+
+/// An HTTP request body both completion routes refused, named by the file it was written to.
+struct RefusedRequest: Error, CustomStringConvertible {
+    let path: String
+    let error: any Error
+    var description: String { "\(path): \(error)" }
 }
 
 /// A private folder for one fuzzing process: the input's files are written here (in memory when

@@ -18,7 +18,8 @@ public enum JSONValue: Decodable, Sendable, Equatable {
         else if let n = try? c.decode(Double.self) { self = .number(n) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
         else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        else if let o = try? c.decode([String: JSONValue].self) { self = .object(o) }
+        else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "a value that is no JSON null, boolean, number (within a Double's range), string, array or object") }
     }
 
     /// The body of a request: a JSON object, or a 400 saying what is wrong with it.
@@ -183,7 +184,7 @@ public struct ChatRequest: Sendable {
     public var messages: [ChatTemplate.Message]
     public var settings: GenerationSettings
 
-    init(_ body: [String: JSONValue], maxParallel: Int, context: Int) throws {
+    public init(_ body: [String: JSONValue], maxParallel: Int, context: Int) throws {
         let f = Fields(body)
         model = try f.string("model")
         guard let raw = f.value("messages") else { throw APIError.invalid("messages", "messages is missing: give an array of {role, content}") }
@@ -233,7 +234,7 @@ public struct CompletionRequest: Sendable {
     public var prompts: [Prompt]
     public var settings: GenerationSettings
 
-    init(_ body: [String: JSONValue], maxParallel: Int, context: Int) throws {
+    public init(_ body: [String: JSONValue], maxParallel: Int, context: Int) throws {
         let f = Fields(body)
         model = try f.string("model")
         guard let raw = f.value("prompt") else { throw APIError.invalid("prompt", "prompt is missing: give text or token ids") }

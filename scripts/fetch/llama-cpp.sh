@@ -6,14 +6,15 @@
 # The sources come from the PyPI sdist llama-cpp-python==0.3.36, which vendors llama.cpp at
 # ggml-org/llama.cpp@0c1e57098 (its CHANGELOG says so) under vendor/llama.cpp; we download that sdist
 # with pip, check its sha256 and unpack only vendor/llama.cpp into .cache/llama.cpp/src. Then a
-# Release build for this machine's CPU (GGML_NATIVE), without CUDA, curl, OpenSSL or the server, with
-# libllama as a shared library (our fixture probe links against it), and only the programs we use:
+# Release build for this machine's CPU (GGML_NATIVE), without CUDA, curl, OpenSSL or the server's web
+# UI, with libllama as a shared library (our fixture probe links against it), and only the programs we use:
 #     .cache/llama.cpp/build/bin/llama-bench        prompt-processing and generation speed
 #     .cache/llama.cpp/build/bin/llama-perplexity   the perplexity we must match
 #     .cache/llama.cpp/build/bin/llama-simple       load + greedy generation (load time, peak RSS)
 #     .cache/llama.cpp/build/bin/llama-completion   generation with more options
 #     .cache/llama.cpp/build/bin/llama-tokenize     ids of a text
 #     .cache/llama.cpp/build/bin/llama-quantize     the quantizer whose bytes ours must equal
+#     .cache/llama.cpp/build/bin/llama-server       the OpenAI-compatible server `llm serve` is measured against
 #     .cache/llama.cpp/build/bin/libllama.so (+ libggml*.so)
 # Installs cmake with apt (or pip) when missing. About 10-15 minutes on 2 cores. Idempotent: does
 # nothing when a build with the same sources and options is already there. Works from any directory:
@@ -23,7 +24,7 @@ set -euo pipefail
 SDIST_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 PACKAGE=llama-cpp-python==0.3.36
 LLAMA_COMMIT=0c1e57098
-TARGETS=(llama llama-bench llama-perplexity llama-simple llama-completion llama-tokenize llama-quantize)
+TARGETS=(llama llama-bench llama-perplexity llama-simple llama-completion llama-tokenize llama-quantize llama-server)
 CMAKE_OPTIONS=(
     -DCMAKE_BUILD_TYPE=Release
     -DBUILD_SHARED_LIBS=ON
@@ -32,7 +33,10 @@ CMAKE_OPTIONS=(
     -DLLAMA_CURL=OFF
     -DLLAMA_OPENSSL=OFF
     -DLLAMA_BUILD_TESTS=OFF
-    -DLLAMA_BUILD_SERVER=OFF
+    -DLLAMA_BUILD_SERVER=ON
+    # The server without its web UI: no npm build, no download of prebuilt assets.
+    -DLLAMA_BUILD_UI=OFF
+    -DLLAMA_USE_PREBUILT_UI=OFF
     -DLLAMA_BUILD_APP=OFF
     -DLLAMA_BUILD_TOOLS=ON
     -DLLAMA_BUILD_EXAMPLES=ON
