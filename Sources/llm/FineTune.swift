@@ -94,7 +94,10 @@ struct FineTune: ParsableCommand {
             classifier = SequenceClassifier(base: decoder, labels: info.labels!, rng: RandomGenerator(seed: o.seed &+ 2))
         }
         let tuner: FineTuner
-        do { tuner = try FineTuner(model: decoder, classifier: classifier, train: trainSet, validation: valSet, pad: eos, options: o) } catch let e as TrainingError {
+        do {
+            tuner = try FineTuner(model: decoder, classifier: classifier, train: trainSet, validation: valSet, pad: eos, options: o,
+                                  shardOptimizer: tuning.shardOptimizer)
+        } catch let e as TrainingError {
             throw CLIError(e.description)
         }
         if tuning.resume != nil {
@@ -114,7 +117,7 @@ struct FineTune: ParsableCommand {
         }
         print("method: \(how)\(classifier != nil && o.method != .head ? " + the classification head" : "")\(o.checkpointActivations == true ? "; activations recomputed in the backward pass" : "")")
         print(describeTrainable(tuner.trainee))
-        if Distributed.isParallel { print("data parallel: \(Distributed.size) ranks × \(o.batch / Distributed.size) examples = \(o.batch) per micro-batch") }
+        if Distributed.isParallel { print(describeDataParallel(tuner, unit: "examples")) }
         print("schedule: \(tuner.totalSteps) steps of \(o.batch) × \(o.gradAccum) examples, lr \(formatFloat(o.learningRate)) → \(formatFloat(o.minLearningRate)), warmup \(o.warmup); run folder \(runDir)")
 
         try runTuning(tuner, info: info, runDir: runDir, tokenizer: tokenizer, stopAfter: tuning.stopAfter) { v in

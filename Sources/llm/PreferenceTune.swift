@@ -114,7 +114,7 @@ struct PreferenceTune: ParsableCommand {
         let objective = try DPOObjective(model: decoder, train: train, validation: held, trainReference: reference.train,
                                          validationReference: reference.held, pad: eos, options: dpo)
         let tuner: FineTuner
-        do { tuner = try FineTuner(model: decoder, classifier: nil, objective: objective, options: o) } catch let e as TrainingError {
+        do { tuner = try FineTuner(model: decoder, classifier: nil, objective: objective, options: o, shardOptimizer: tuning.shardOptimizer) } catch let e as TrainingError {
             throw CLIError(e.description)
         }
         if resumed {
@@ -134,6 +134,7 @@ struct PreferenceTune: ParsableCommand {
             let before = DPO.report(policy: reference.held, reference: reference.held, options: dpo, referenceIsPolicy: true)
             print("held-out before training: the model prefers the chosen answer in \(percent(before.logprobAccuracy)) of \(held.count) pairs (log-prob accuracy); rewards are 0 by definition")
         }
+        if Distributed.isParallel { print(describeDataParallel(tuner, unit: "pairs")) }
         print("schedule: \(tuner.totalSteps) steps of \(o.batch) × \(o.gradAccum) pairs, lr \(formatFloat(o.learningRate)) → \(formatFloat(o.minLearningRate)), warmup \(o.warmup); run folder \(runDir)")
 
         let last = try runTuning(tuner, info: info, runDir: runDir, tokenizer: tokenizer, stopAfter: tuning.stopAfter) { v in

@@ -33,6 +33,7 @@ struct TuningArguments: ParsableArguments {
     @Option(help: "Random seed (data split and order, adapter and head init, dropout).") var seed: UInt64?
     @Option(help: "Evaluate and save every N steps (0: only at the end).") var evalEvery: Int?
     @Flag(help: "Keep only each layer's input and recompute its activations in the backward pass (less memory, about one more forward pass of compute).") var checkpointActivations = false
+    @Flag(help: "Under mpirun: each rank keeps AdamW's moments for its slice of the trained parameters only (ZeRO stage 1).") var shardOptimizer = false
     @Option(help: "Alpaca-style records as the book's prompt text (book) or through the model's chat template (chat).") var promptFormat: String?
     @Option(parsing: .singleValue, help: "Fill a {{key}} placeholder in the data, e.g. --placeholder name=Ada (repeatable).") var placeholder: [String] = []
     @Option(help: "Tokenizer (default: the model's own, else GPT-2's for a 50257-token vocabulary).") var tokenizer: String?
@@ -208,10 +209,14 @@ func runTuning(_ tuner: FineTuner, info: FineTuneRunInfo, runDir: String, tokeni
         if isEval {
             print("")
             try log?.plot()
-            if writes { try FineTuneRun.save(tuner, run: runDir, info: info, tokenizer: tokenizer) }
+            let moments = tuner.wholeMoments()                    // every rank: a sharded optimizer's slices are gathered
+            if writes { try FineTuneRun.save(tuner, run: runDir, info: info, tokenizer: tokenizer, moments: moments) }
         }
     }
-    if tuner.step == firstStep, writes { try FineTuneRun.save(tuner, run: runDir, info: info, tokenizer: tokenizer) }
+    if tuner.step == firstStep {
+        let moments = tuner.wholeMoments()
+        if writes { try FineTuneRun.save(tuner, run: runDir, info: info, tokenizer: tokenizer, moments: moments) }
+    }
     if tuner.step < tuner.totalSteps { print("stopped at step \(tuner.step) of \(tuner.totalSteps); continue with --resume \(runDir)") }
     let saved = o.method == .lora ? "adapter \(runDir)/\(PEFTAdapter.weightsFile)" : o.method == .full ? "model \(runDir)/\(FineTuneRun.modelFolder)" : "head \(runDir)/\(FineTuneRun.scoreFile)"
     print("done: \(tuner.step) steps, \(grouped(tuner.tokensSeen)) tokens in \(String(format: "%.0f", Date().timeIntervalSince(started))) s; \(saved), log \(runDir)/log.jsonl, plot \(runDir)/loss.svg")
@@ -241,4 +246,12 @@ func runOnEveryRank(_ body: () throws -> Void) throws {
         if Distributed.isParallel { Distributed.abort("\(error)") }
         throw error
     }
+}
+
+/// Under mpirun: how the batch is split and what AdamW's state costs each rank.
+func describeDataParallel(_ tuner: FineTuner, unit: String) -> String {
+    let o = tuner.optimizer, whole = (tuner.parallel?.total ?? 0) * 8
+    return "data parallel: \(Distributed.size) ranks × \(tuner.options.batch / Distributed.size) \(unit) = \(tuner.options.batch) per micro-batch; "
+        + "AdamW state per rank \(String(format: "%.2f", Double(o.stateBytes) / 1_048_576)) MiB"
+        + (o.owned != nil ? " (sharded; \(String(format: "%.2f", Double(whole) / 1_048_576)) MiB whole)" : "")
 }

@@ -150,7 +150,8 @@ import Testing
 
     /// The pid of the llm process of `rank` whose command line names `out` (from /proc).
     /// `llm finetune` (SFT and classification) and `llm dpo` on the tiny Llama: 2 ranks × 2
-    /// examples and 1 process × 4 log the same losses and end on the same adapter. 21 training
+    /// examples and 1 process × 4 log the same losses and end on the same adapter, with AdamW's
+    /// moments sharded across the ranks too (and then gathered whole into the checkpoint). 21 training
     /// items make a last batch of one, where rank 1 has nothing and adds zeros; SFT batches'
     /// ranks hold different numbers of trained tokens, which the weighting evens out.
     @Test(arguments: ["sft", "classify", "dpo"]) func fineTuningOnTwoRanksAsOneProcess(task: String) throws {
@@ -188,29 +189,35 @@ import Testing
         }
         try run(ranks: 1, out: dir + "/one")
         try run(ranks: 2, out: dir + "/two")
+        args += ["--shard-optimizer"]
+        try run(ranks: 2, out: dir + "/sharded")
         func log(_ run: String) throws -> [[String: Any]] {
             try String(contentsOfFile: run + "/log.jsonl", encoding: .utf8).split(separator: "\n").map {
                 try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
             }
         }
-        let (a, b) = (try log(dir + "/one"), try log(dir + "/two"))
-        #expect(a.count == 8 && b.count == 8)
-        for (i, (x, y)) in zip(a, b).enumerated() {
-            // Every loss, reward and the gradient norm; not DPO's reward accuracy, a count of
-            // pairs whose margin is above 0: at step 1 the policy is the reference, every margin
-            // is 0 up to rounding, and the count is noise.
-            for key in x.keys where key.contains("loss") || key.contains("grad_norm") || (key.contains("rewards") && !key.contains("accuracies")) {
-                let (u, v) = ((x[key] as! NSNumber).doubleValue, (y[key] as? NSNumber)?.doubleValue ?? .nan)
-                #expect(abs(u - v) <= 1e-5 * max(1, abs(u)), "\(task) step \(i + 1) \(key): \(v) on 2 ranks, \(u) in one process")
+        let a = try log(dir + "/one")
+        for name in ["two", "sharded"] {
+            let b = try log(dir + "/" + name)
+            #expect(a.count == 8 && b.count == 8)
+            for (i, (x, y)) in zip(a, b).enumerated() {
+                // Every loss, reward and the gradient norm; not DPO's reward accuracy, a count of
+                // pairs whose margin is above 0: at step 1 the policy is the reference, every margin
+                // is 0 up to rounding, and the count is noise.
+                for key in x.keys where key.contains("loss") || key.contains("grad_norm") || (key.contains("rewards") && !key.contains("accuracies")) {
+                    let (u, v) = ((x[key] as! NSNumber).doubleValue, (y[key] as? NSNumber)?.doubleValue ?? .nan)
+                    #expect(abs(u - v) <= 1e-5 * max(1, abs(u)), "\(task) \(name) step \(i + 1) \(key): \(v) on 2 ranks, \(u) in one process")
+                }
+                #expect(x["tokens"] as? Int == y["tokens"] as? Int, "\(task) step \(i + 1): tokens seen")
             }
-            #expect(x["tokens"] as? Int == y["tokens"] as? Int, "\(task) step \(i + 1): tokens seen")
+            // The gradients agree to 1e-7 (the norms above); AdamW divides each element by its own
+            // running scale, so an element whose gradient is near the rounding of a batch summed in
+            // two parts moves by a noisy fraction of the learning rate. That reaches 4e-5 in the
+            // classifier's first layer (1 and 2 threads of one process agree exactly: each sum
+            // there is made in one place), so classification is held to 1e-4.
+            try Self.expectSame(dir + "/" + name, dir + "/one", file: "trainable.safetensors", tolerance: task == "classify" ? 1e-4 : 1e-5)
+            try Self.expectSame(dir + "/" + name, dir + "/one", file: "optimizer.safetensors", tolerance: 1e-4)
         }
-        // The gradients agree to 1e-7 (the norms above); AdamW divides each element by its own
-        // running scale, so an element whose gradient is near the rounding of a batch summed in
-        // two parts moves by a noisy fraction of the learning rate. That reaches 4e-5 in the
-        // classifier's first layer (1 and 2 threads of one process agree exactly: each sum
-        // there is made in one place), so classification is held to 1e-4.
-        try Self.expectSame(dir + "/two", dir + "/one", file: "trainable.safetensors", tolerance: task == "classify" ? 1e-4 : 1e-5)
     }
 
     static func rank(_ rank: Int, of out: String) -> pid_t? {

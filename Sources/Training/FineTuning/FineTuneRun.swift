@@ -65,7 +65,9 @@ public enum FineTuneRun {
     }
 
     /// Writes what the run has learned (adapter, model, head) and the checkpoint to resume from.
-    public static func save(_ tuner: FineTuner, run: String, info: FineTuneRunInfo, tokenizer: (any TextTokenizer)?) throws {
+    /// `moments`: AdamW's whole moments (`FineTuner.wholeMoments`; nil: the optimizer's own).
+    public static func save(_ tuner: FineTuner, run: String, info: FineTuneRunInfo, tokenizer: (any TextTokenizer)?,
+                            moments: (m: [Tensor], v: [Tensor])? = nil) throws {
         let fm = FileManager.default
         try fm.createDirectory(atPath: run, withIntermediateDirectories: true)
         let o = tuner.options
@@ -95,7 +97,8 @@ public enum FineTuneRun {
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         let named = trainedTensors(tuner)
         try Safetensors.write(Dictionary(uniqueKeysWithValues: named.map { ($0.name, $0.tensor) }), to: tmp + "/trainable.safetensors")
-        try Checkpoint.writeMoments(tuner.optimizer, of: tuner.trainee, to: tmp + "/optimizer.safetensors")
+        let whole = moments ?? (tuner.optimizer.m, tuner.optimizer.v)
+        try Checkpoint.writeMoments(whole.m, whole.v, of: tuner.optimizer, in: tuner.trainee, to: tmp + "/optimizer.safetensors")
         let state = State(step: tuner.step, tokensSeen: tuner.tokensSeen, batches: tuner.batches.state,
                           modelRNG: tuner.model.rng.snapshot, adamSteps: tuner.optimizer.stepCount)
         let encoder = JSONEncoder()

@@ -138,14 +138,17 @@ public final class FineTuner {
 
     /// SFT or classification over encoded examples (`pad` fills batches out).
     public convenience init(model: DecoderModel, classifier: SequenceClassifier?, train: [EncodedExample], validation: [EncodedExample],
-                            pad: Int32, options: FineTuneOptions) throws {
+                            pad: Int32, options: FineTuneOptions, shardOptimizer: Bool = false) throws {
         guard (classifier != nil) == (options.task == .classify) else { throw TrainingError.config("a classification run needs a classifier, SFT none") }
         try self.init(model: model, classifier: classifier,
                       objective: ExampleObjective(model: model, classifier: classifier, train: train, validation: validation, pad: pad, task: options.task),
-                      options: options)
+                      options: options, shardOptimizer: shardOptimizer)
     }
 
-    public init(model: DecoderModel, classifier: SequenceClassifier?, objective: FineTuneObjective, options: FineTuneOptions) throws {
+    /// With `shardOptimizer` under mpirun, each rank keeps AdamW's moments for its slice of the
+    /// trainable parameters only (ZeRO stage 1) and the updated slices are gathered every step.
+    public init(model: DecoderModel, classifier: SequenceClassifier?, objective: FineTuneObjective, options: FineTuneOptions,
+                shardOptimizer: Bool = false) throws {
         let lengths = objective.trainLengths
         guard !lengths.isEmpty else { throw TrainingError.config("no training examples left (all dropped? see the summary)") }
         self.model = model; self.classifier = classifier; self.objective = objective; self.options = options
@@ -154,8 +157,10 @@ public final class FineTuner {
         totalSteps = options.steps ?? max(1, options.epochs * ((batches.count + options.gradAccum - 1) / options.gradAccum))
         let trainee: Module = classifier ?? model
         guard !trainee.trainableParameters.isEmpty else { throw TrainingError.config("nothing to train: every parameter is frozen") }
-        optimizer = AdamW(ParameterGroup.decayMatrices(of: trainee, weightDecay: options.weightDecay),
-                          learningRate: options.learningRate, beta1: 0.9, beta2: 0.999, eps: 1e-8)
+        let groups = ParameterGroup.decayMatrices(of: trainee, weightDecay: options.weightDecay)
+        let total = groups.flatMap(\.parameters).reduce(0) { $0 + $1.count }
+        optimizer = AdamW(groups, learningRate: options.learningRate, beta1: 0.9, beta2: 0.999, eps: 1e-8,
+                          owned: shardOptimizer && Distributed.isParallel ? DataParallel.shard(total: total) : nil)
         schedule = WarmupCosineLR(maxLR: options.learningRate, minLR: options.minLearningRate,
                                   warmupSteps: options.warmup, decaySteps: totalSteps)
         if Distributed.isParallel {
@@ -223,6 +228,7 @@ public final class FineTuner {
         let lr = schedule.learningRate(at: step)
         optimizer.learningRate = lr
         optimizer.step()
+        if optimizer.owned != nil { parallel?.gatherParameters() }     // each rank's updated slice, on every rank
         optimizer.zeroGrad()
         step += 1
         tokensSeen += tokens
@@ -275,6 +281,13 @@ public final class FineTuner {
 
     /// Puts the loop back where a checkpoint left it.
     public func restore(step: Int, tokensSeen: Int) { self.step = step; self.tokensSeen = tokensSeen }
+
+    /// AdamW's moments, whole, for a checkpoint: a sharded optimizer's slices gathered on rank 0
+    /// (nil on the other ranks). Under mpirun every rank calls it.
+    public func wholeMoments() -> (m: [Tensor], v: [Tensor])? {
+        guard let parallel else { return (optimizer.m, optimizer.v) }
+        return parallel.gatherMoments(optimizer)
+    }
 }
 
 /// Trainable and total parameter counts, quantized weights included in the total.
