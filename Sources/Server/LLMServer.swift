@@ -106,8 +106,7 @@ public final class LLMServer: Sendable {
         do {
             let buffer = try await request.collectBody(upTo: options.bodyLimit)
             return Data(buffer: buffer)
-        } catch let error as NIOTooManyBytesError {
-            _ = error
+        } catch is NIOTooManyBytesError {
             throw APIError(status: 413, "the request body is larger than \(options.bodyLimit) bytes", code: "request_too_large")
         }
     }
@@ -338,9 +337,9 @@ struct AccessMiddleware: RouterMiddleware {
         default:
             api = APIError(status: 500, "internal error: \(error)", type: "server_error")
         }
-        var headers: HTTPFields = [.contentType: "application/json"]
-        if let seconds = api.retryAfter { headers[.retryAfter] = String(seconds) }
-        return Response(status: HTTPResponse.Status(code: api.status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonData(api.json))))
+        var response = json(api.json, status: HTTPResponse.Status(code: api.status))
+        if let seconds = api.retryAfter { response.headers[.retryAfter] = String(seconds) }
+        return response
     }
 }
 

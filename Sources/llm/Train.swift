@@ -134,14 +134,7 @@ struct Train: ParsableCommand {
     /// Under mpirun every rank runs this: rank 0 prepares the data and writes the run folder,
     /// every rank trains on its share of each batch (see `Trainer`); an error on any rank ends
     /// the whole job with its message.
-    func run() throws {
-        try Distributed.start()
-        defer { Distributed.finish() }
-        do { try train() } catch {
-            if Distributed.isParallel { Distributed.abort("\(error)") }
-            throw error
-        }
-    }
+    func run() throws { try runOnEveryRank(train) }
 
     /// Progress lines, from rank 0 only.
     func say(_ line: String, terminator: String = "\n") {
