@@ -179,8 +179,9 @@ async function send(text) {
           if (entries.length && first === null) first = performance.now();
           const piece = (choice.delta && choice.delta.content) || "";
           content += piece;
-          if (entries.length) {
-            // The text this chunk released, shaded by its token's probability.
+          if (entries.length && piece) {
+            // The text this chunk released, shaded by its token's probability (a token whose
+            // text is still held back, such as part of a character, shows with the next one).
             const span = document.createElement("span");
             span.className = "tok";
             span.textContent = piece;

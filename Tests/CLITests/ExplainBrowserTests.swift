@@ -84,7 +84,7 @@ final class WebDriver {
         for path in [driver, chromium] where !FileManager.default.isExecutableFile(atPath: path) {
             throw WebDriverError("\(path) is missing: bash scripts/setup.sh installs chromium and chromium-driver")
         }
-        port = 9515 + Int(getpid() % 400)
+        port = try Self.freePort()             // each driver its own: two browser suites may run at once
         process.executableURL = URL(fileURLWithPath: driver)
         process.arguments = ["--port=\(port)"]
         process.standardOutput = FileHandle.nullDevice
@@ -104,6 +104,23 @@ final class WebDriver {
         guard let id = value?["sessionId"] as? String else { quit(); throw WebDriverError("no session: \(String(describing: value))") }
         session = id
         browser = ((value?["capabilities"] as? [String: Any])?["goog:processID"] as? Int).map { pid_t($0) }
+    }
+
+    /// A port nothing listens on now (the system picks it for a socket bound to port 0).
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw WebDriverError("socket() failed") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) == 0 && getsockname(fd, $0, &size) == 0 }
+        }
+        guard bound else { throw WebDriverError("no free port for chromedriver") }
+        return Int(UInt16(bigEndian: addr.sin_port))
     }
 
     func open(_ url: URL) throws { _ = try request("POST", "session/\(session)/url", ["url": url.absoluteString]) }
