@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Serving side by side: `llm serve` and llama.cpp's `llama-server` (built from the same llama.cpp
 sources as the rest of `make bench`) on SmolLM2-135M-Instruct Q4_1, both with 8 slots and the same
-threads, under the same load from bench/serve_load.py: 8 concurrent streaming clients (each a few
-greedy completions of 128 tokens, its own prompt), and one client alone against our server (our
-single-stream speed). The servers take turns, `--rounds` times; each keeps its best. Then, with
+threads, under the same load from bench/serve_load.py: 8 concurrent streaming clients (each sending greedy
+completions of up to 128 tokens back to back, its own prompt), and one client alone against our
+server (our single-stream speed). Tokens/s is the steady-state rate: inside a window that starts
+after `--warmup-seconds` and lasts `--measure-seconds`, while every client is busy (see
+serve_load.py). The servers take turns, `--rounds` times; each keeps its best. Then, with
 `--load-seconds`, the bounded load test: 32 clients on our server for at most that long.
 
 Prints one JSON line: rows for bench/run.py's table and notes (time to first token, the load test).
@@ -17,7 +19,8 @@ p.add_argument("--llm", default=".build/release/llm")
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--rounds", type=int, default=2)
 p.add_argument("--clients", type=int, default=8)
-p.add_argument("--requests", type=int, default=3, help="requests per client in the speed runs")
+p.add_argument("--warmup-seconds", type=float, default=3, help="not counted at the start of each speed run")
+p.add_argument("--measure-seconds", type=float, default=12, help="the window each speed run is measured in")
 p.add_argument("--max-tokens", type=int, default=128)
 p.add_argument("--load-seconds", type=float, default=0, help="also run the bounded load test (32 clients) this long at most")
 args = p.parse_args()
@@ -67,10 +70,15 @@ def start(kind):
     return process, url
 
 
-def load(url, pid, clients, requests=None, seconds=None):
+def load(url, pid, clients, requests=None, seconds=None, window=False):
     cmd = [sys.executable, os.path.join(here, "serve_load.py"), "--url", url, "--pid", str(pid), "--clients", str(clients),
            "--max-tokens", str(args.max_tokens)]
-    cmd += ["--requests", str(requests), "--max-seconds", "0"] if requests else ["--max-seconds", str(seconds)]
+    if window:
+        cmd += ["--warmup-seconds", str(args.warmup_seconds), "--measure-seconds", str(args.measure_seconds)]
+    elif requests:
+        cmd += ["--requests", str(requests), "--max-seconds", "0"]
+    else:
+        cmd += ["--max-seconds", str(seconds)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     out = json.loads(r.stdout.strip().splitlines()[-1])
     if r.returncode != 0:
@@ -96,9 +104,9 @@ for _ in range(args.rounds):
         process, url = start(kind)
         try:
             load(url, process.pid, 1, requests=1)                                # warm-up
-            runs = {"many": load(url, process.pid, args.clients, requests=args.requests)}
+            runs = {"many": load(url, process.pid, args.clients, window=True)}
             if kind == "ours":
-                runs["one"] = load(url, process.pid, 1, requests=args.requests)
+                runs["one"] = load(url, process.pid, 1, window=True)
         finally:
             stop(process)
         for name, r in runs.items():
@@ -109,13 +117,16 @@ for _ in range(args.rounds):
 ours_many, ours_one = best[("ours", "many")], best[("ours", "one")]
 rows = [[f"serve SmolLM2 Q4_1: {args.clients} streaming clients vs 1, aggregate (tok/s)", ours_many["tokens_per_second"],
          ours_one["tokens_per_second"], "ours, one client (goal ≥ 2.5x)"]]
-notes = [f"serving: {args.clients} clients × {args.requests} completions of ≤ {args.max_tokens} tokens; llm serve p50/p95 time to first "
+notes = [f"serving: {args.clients} clients sending completions of ≤ {args.max_tokens} tokens back to back, tokens/s in the window "
+         f"{args.warmup_seconds:g}–{args.warmup_seconds + args.measure_seconds:g} s (whole runs with start and drain: ours {ours_many['whole_run_tokens_per_second']:.1f} "
+         f"vs one client {ours_one['whole_run_tokens_per_second']:.1f}); llm serve p50/p95 time to first "
          f"token {ours_many['ttft_p50_s']:.3f} / {ours_many['ttft_p95_s']:.3f} s, one client alone {ours_one['ttft_p50_s']:.3f} s"]
 if have_reference:
     ref = best[("llama", "many")]
     rows.append([f"serve SmolLM2 Q4_1: {args.clients} streaming clients, llm serve vs llama-server --parallel {args.clients} (tok/s)",
                  ours_many["tokens_per_second"], ref["tokens_per_second"], "llama-server (goal ≥ 1.0x)"])
-    notes.append(f"llama-server p50/p95 time to first token {ref['ttft_p50_s']:.3f} / {ref['ttft_p95_s']:.3f} s")
+    notes.append(f"llama-server p50/p95 time to first token {ref['ttft_p50_s']:.3f} / {ref['ttft_p95_s']:.3f} s "
+                 f"(whole run {ref['whole_run_tokens_per_second']:.1f} tok/s)")
 else:
     notes.append(f"llama-server missing ({llama_server}): scripts/fetch/llama-cpp.sh builds it")
 

@@ -8,6 +8,14 @@ after warm-up and at its peak). Prints one JSON line. Uses only Python's standar
 
     python3 bench/serve_load.py --url http://127.0.0.1:8080 --pid PID --clients 8 --requests 3 --max-tokens 128
     python3 bench/serve_load.py --url ... --pid PID --clients 32 --max-seconds 120     # the bounded load test
+    python3 bench/serve_load.py --url ... --clients 8 --warmup-seconds 3 --measure-seconds 12   # steady state
+
+With --measure-seconds, the clients send back to back for warm-up + measure seconds and finish
+what is in flight; tokens/s is then the steady-state rate inside the window [warm-up, warm-up +
+measure] (each response's tokens spread evenly between its first token and its end, counted for
+the part inside the window), so neither the start (every prompt at once) nor the drain at the end
+(fewer clients left, each finishing its last response) is counted. Whole runs measure those too,
+but how long the drain lasts depends on where each greedy continuation happens to stop.
 
 Each client has its own prompt (a numbered line of text), so no two sequences share a prefix.
 """
@@ -19,13 +27,17 @@ p.add_argument("--pid", type=int, help="the server's process id, for its memory"
 p.add_argument("--clients", type=int, default=8)
 p.add_argument("--requests", type=int, default=0, help="requests per client (0: until --max-seconds)")
 p.add_argument("--max-seconds", type=float, default=120)
+p.add_argument("--warmup-seconds", type=float, default=0, help="with --measure-seconds: not counted at the start")
+p.add_argument("--measure-seconds", type=float, default=0, help="steady-state tokens/s inside this window (see above)")
 p.add_argument("--max-tokens", type=int, default=128)
 p.add_argument("--prompt-words", type=int, default=24)
 p.add_argument("--key", default=None)
 p.add_argument("--model", default="model")
 args = p.parse_args()
+if args.measure_seconds > 0:
+    args.requests, args.max_seconds = 0, args.warmup_seconds + args.measure_seconds
 if args.requests <= 0 and args.max_seconds <= 0:
-    sys.exit("give --requests or --max-seconds")
+    sys.exit("give --requests, --max-seconds or --measure-seconds")
 
 u = urllib.parse.urlparse(args.url)
 WORDS = ("the river carried small boats past the old mill while children counted them from the bridge "
@@ -39,6 +51,7 @@ def prompt(client, n):
 
 lock = threading.Lock()
 ttfts, failures, done_requests, tokens = [], [], 0, 0
+spans = []          # (first token time, end time, generated tokens) of each response
 stop_at = time.time() + (args.max_seconds if args.max_seconds > 0 else 1e9)
 
 
@@ -86,7 +99,8 @@ def one_request(client, n):
     generated = usage["completion_tokens"] if usage else chunks
     if generated == 0:
         raise RuntimeError("no tokens")
-    return (first or time.time()) - started, generated
+    end = time.time()
+    return (first or end) - started, generated, (first or end, end)
 
 
 def client_loop(client):
@@ -94,9 +108,9 @@ def client_loop(client):
     n = 0
     while (args.requests <= 0 or n < args.requests) and time.time() < stop_at:
         try:
-            ttft, generated = one_request(client, n)
+            ttft, generated, (first, end) = one_request(client, n)
             with lock:
-                ttfts.append(ttft); done_requests += 1; tokens += generated
+                ttfts.append(ttft); done_requests += 1; tokens += generated; spans.append((first, end, generated))
         except Exception as e:  # noqa: BLE001 (every failure is counted and reported)
             with lock:
                 failures.append(f"client {client} request {n}: {e}")
@@ -138,6 +152,17 @@ sampling = False
 
 out = {"clients": args.clients, "requests": done_requests, "failed": len(failures), "seconds": wall,
        "generated_tokens": tokens, "tokens_per_second": tokens / wall if wall > 0 else 0}
+if args.measure_seconds > 0:
+    lo, hi = t0 + args.warmup_seconds, t0 + args.warmup_seconds + args.measure_seconds
+    inside = 0.0
+    for first, end, generated in spans:
+        if end <= first:
+            inside += generated if lo <= end <= hi else 0
+        else:
+            inside += generated * max(0.0, min(end, hi) - max(first, lo)) / (end - first)
+    out["whole_run_tokens_per_second"] = out["tokens_per_second"]
+    out["tokens_per_second"] = inside / args.measure_seconds
+    out["window_s"] = [args.warmup_seconds, args.warmup_seconds + args.measure_seconds]
 if ttfts:
     s = sorted(ttfts)
     out["ttft_p50_s"] = statistics.median(s)

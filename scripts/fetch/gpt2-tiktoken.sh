@@ -18,7 +18,7 @@ has_hash "$DEST" "$SHA256" && exit 0
 mkdir -p "$ROOT/.cache"
 make_tmp
 
-pip download -q --no-deps --no-binary :all: "$WHISPER" -d "$TMP" >&2
+pip download -q --no-deps --no-binary openai-whisper "$WHISPER" -d "$TMP" >&2
 SDIST="$(ls "$TMP"/openai_whisper-*.tar.gz)"
 # The sdist's top folder is openai_whisper-<version>/; match the member under any top folder.
 tar -xzf "$SDIST" -C "$TMP" --wildcards "*/$MEMBER"
