@@ -24,6 +24,8 @@ p.add_argument("--measure-seconds", type=float, default=12, help="the window eac
 p.add_argument("--max-tokens", type=int, default=128)
 p.add_argument("--load-seconds", type=float, default=0, help="also run the bounded load test (32 clients) this long at most")
 args = p.parse_args()
+if args.warmup_seconds < 0 or args.measure_seconds <= 0:
+    sys.exit("--warmup-seconds must be 0 or more and --measure-seconds more than 0")
 
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(here)

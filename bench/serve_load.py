@@ -34,6 +34,8 @@ p.add_argument("--prompt-words", type=int, default=24)
 p.add_argument("--key", default=None)
 p.add_argument("--model", default="model")
 args = p.parse_args()
+if args.warmup_seconds < 0 or args.measure_seconds < 0:
+    sys.exit("--warmup-seconds and --measure-seconds must be 0 or more")
 if args.measure_seconds > 0:
     args.requests, args.max_seconds = 0, args.warmup_seconds + args.measure_seconds
 if args.requests <= 0 and args.max_seconds <= 0:

@@ -20,6 +20,31 @@ static inline __attribute__((always_inline)) __m256i llm_dot_u8s8(__m256i u, __m
 #endif
 }
 
+// Two blocks at once (a batch's inputs in pairs: input i in the low 256 bits, input i + 1 in the
+// high 256 bits, the same weight block in both halves): acc + scale · float(u·s per group of 4),
+// lane by lane exactly as llm_dot_u8s8 + _mm256_cvtepi32_ps + _mm256_fmadd_ps on each half. One
+// 512-bit vpdpbusd, conversion and FMA where the build machine has AVX-512 VNNI; elsewhere the two
+// halves through the 256-bit path (the same numbers either way).
+static inline __attribute__((always_inline)) __m512 llm_dot_u8s8_fma_x2(__m512 acc, __m512i u, __m512i s, __m512 scale) {
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
+    return _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot), acc);
+#else
+    __m256i ul = __builtin_shufflevector(u, u, 0, 1, 2, 3), uh = __builtin_shufflevector(u, u, 4, 5, 6, 7);
+    __m256i sl = __builtin_shufflevector(s, s, 0, 1, 2, 3), sh = __builtin_shufflevector(s, s, 4, 5, 6, 7);
+    __m256 al = __builtin_shufflevector(acc, acc, 0, 1, 2, 3, 4, 5, 6, 7), ah = __builtin_shufflevector(acc, acc, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m256 cl = __builtin_shufflevector(scale, scale, 0, 1, 2, 3, 4, 5, 6, 7), ch = __builtin_shufflevector(scale, scale, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m256 lo = _mm256_fmadd_ps(cl, _mm256_cvtepi32_ps(llm_dot_u8s8(ul, sl)), al);
+    __m256 hi = _mm256_fmadd_ps(ch, _mm256_cvtepi32_ps(llm_dot_u8s8(uh, sh)), ah);
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#endif
+}
+
+// The same 256 bits in both halves of a 512-bit vector.
+static inline __attribute__((always_inline)) __m512i llm_twice(__m256i v) {
+    return __builtin_shufflevector(v, v, 0, 1, 2, 3, 0, 1, 2, 3);
+}
+
 // 1 when llm_dot_u8s8 compiled to VNNI (for `llm bench quant`'s header line).
 static inline int llm_has_vnni(void) {
 #if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))

@@ -47,6 +47,11 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
         for i in 0..<n { for b in 0..<nb { sT[(k * nb + b) * 8 + i] = sx[(g + i) * nb + b] } }
         g += n
     }
+    // Q4_1 and Q5_1 in groups of 8 or 4 take the inputs in pairs (`dotRowPairs`): for pair p and
+    // block b, 64 bytes (input 2p's block, then input 2p + 1's) and 16 scales (input 2p's d eight
+    // times, then input 2p + 1's), so one 512-bit load feeds both halves of each step.
+    let pairs = (w.type == .q4_1 || w.type == .q5_1) ? pairedInputs(inputs, nb: nb, qx, dx) : nil
+    defer { pairs?.x.deallocate(); pairs?.d.deallocate() }
     // (The row loop below touches no arrays: per-row ARC traffic on a shared array costs more than
     // the arithmetic when both threads do it.)
     // One input row of Q8_0/Q5_0 (token-by-token decoding): four weight rows at a time, so four
@@ -72,6 +77,10 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
                 let n = groupSize(g)
                 if n == 1 {
                     y[g * w.rows + r] = dotRow1(row, w.type, nb: nb, raw + g * cols, dx + g * nb, sx + g * nb, sumq + g * nb)
+                } else if let pairs {
+                    let sums = dotRowPairs(row, five: w.type == .q5_1, nb: nb, eight: n == 8, UnsafeRawPointer(pairs.x + g * cols),
+                                           pairs.d + g * nb * 8, sT + k * nb * 8)
+                    for i in 0..<n { y[(g + i) * w.rows + r] = sums[i] }
                 } else {
                     let sums = dotRow(row, w.type, nb: nb, n: n, raw + g * cols, cols: cols, dx + g * nb, sT + k * nb * 8, sumq + g * nb)
                     for i in 0..<n { y[(g + i) * w.rows + r] = sums[i] }
@@ -168,6 +177,69 @@ private func dotRows4Q5_0(_ row: UnsafeRawPointer, rowBytes: Int, nb: Int, _ xq:
     }
     let extra: Float = 0
     return SIMD4(a0.sum() + extra, a1.sum() + extra, a2.sum() + extra, a3.sum() + extra)
+}
+
+/// The quantized inputs re-laid for `dotRowPairs`: inputs that go in groups of 8 or 4 (the rest,
+/// a group of 1, is left out), pair p of input rows (2p, 2p + 1) counted from the group's start.
+/// x: for pair p, block b, 64 bytes at (p·nb + b)·64 from the pair's first input (input i's
+/// 32 bytes, then input i + 1's), so input row g's pairs start at byte g·cols. d: for the same
+/// pair and block, 16 floats at (p·nb + b)·16 (d of input 2p eight times, then of 2p + 1), so
+/// input row g's pairs start at float g·nb·8.
+private func pairedInputs(_ inputs: Int, nb: Int, _ qx: UnsafePointer<Int8>, _ dx: UnsafePointer<Float>)
+    -> (x: UnsafeMutablePointer<Int8>, d: UnsafeMutablePointer<Float>) {
+    let cols = nb * 32
+    let x = UnsafeMutablePointer<Int8>.allocate(capacity: inputs * cols)
+    let d = UnsafeMutablePointer<Float>.allocate(capacity: inputs * nb * 8)
+    let paired = inputs >= 4 ? inputs - inputs % 4 : 0        // groups of 8 and 4 cover these rows
+    for i in stride(from: 0, to: paired, by: 2) {
+        for b in 0..<nb {
+            let o = (i / 2 * nb + b)
+            (x + o * 64).update(from: qx + i * cols + b * 32, count: 32)
+            (x + o * 64 + 32).update(from: qx + (i + 1) * cols + b * 32, count: 32)
+            (d + o * 16).update(repeating: dx[i * nb + b], count: 8)
+            (d + o * 16 + 8).update(repeating: dx[(i + 1) * nb + b], count: 8)
+        }
+    }
+    return (x, d)
+}
+
+/// One Q4_1 or Q5_1 weight row against a group of 8 (or 4) quantized input rows taken in pairs:
+/// the weight block is unpacked once, put in both halves of a 512-bit vector, and each pair of
+/// inputs gets one 512-bit step (`llm_dot_u8s8_fma_x2`) where `dotRow` takes two 256-bit ones.
+/// Each half is the same arithmetic in the same order as `dotRow`'s lane for that input (and
+/// `dotRow1`), so a sequence still gets the same numbers batched or alone.
+@inline(__always)
+private func dotRowPairs(_ row: UnsafeRawPointer, five: Bool, nb: Int, eight: Bool, _ xp: UnsafeRawPointer,
+                         _ dp: UnsafePointer<Float>, _ sT: UnsafePointer<Float>) -> SIMD8<Float> {
+    let bytes = five ? 24 : 20, pairBytes = nb * 64, pairFloats = nb * 16
+    var a0 = SIMD16<Float>(), a1 = a0, a2 = a0, a3 = a0
+    var extra = _mm256_setzero_ps()                // the offset terms m_w·s_i, lane i for input i
+    for b in 0..<nb {
+        let blk = row + b * bytes
+        let wq = five ? fiveBits(blk + 4, blk + 8) : nibbles(blk + 4), dw = loadHalf(blk), mw = loadHalf(blk, 2)
+        extra = _mm256_add_ps(extra, _mm256_mul_ps(_mm256_set1_ps(mw), _mm256_loadu_ps(sT + b * 8)))
+        let w2 = llm_twice(wq), dw16 = SIMD16<Float>(repeating: dw)
+        @inline(__always) func step(_ acc: SIMD16<Float>, _ p: Int) -> SIMD16<Float> {
+            let x = xp.loadUnaligned(fromByteOffset: p * pairBytes + b * 64, as: SIMD8<Int64>.self)
+            let scale = dw16 * UnsafeRawPointer(dp + p * pairFloats + b * 16).loadUnaligned(as: SIMD16<Float>.self)
+            return llm_dot_u8s8_fma_x2(acc, w2, x, scale)
+        }
+        a0 = step(a0, 0)
+        a1 = step(a1, 1)
+        if eight {
+            a2 = step(a2, 2)
+            a3 = step(a3, 3)
+        }
+    }
+    let e: Float = 0                               // as dotRow's (a.sum() + e) + extra for Q4_1/Q5_1
+    var out = SIMD8<Float>()
+    out[0] = (a0.lowHalf.sum() + e) + extra[0]; out[1] = (a0.highHalf.sum() + e) + extra[1]
+    out[2] = (a1.lowHalf.sum() + e) + extra[2]; out[3] = (a1.highHalf.sum() + e) + extra[3]
+    if eight {
+        out[4] = (a2.lowHalf.sum() + e) + extra[4]; out[5] = (a2.highHalf.sum() + e) + extra[5]
+        out[6] = (a3.lowHalf.sum() + e) + extra[6]; out[7] = (a3.highHalf.sum() + e) + extra[7]
+    }
+    return out
 }
 
 /// acc + scale·(w·x) for one block of signed 8-bit weights (|w| × x with w's sign, as in dotRow1).
