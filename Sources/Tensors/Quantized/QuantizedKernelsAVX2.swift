@@ -50,7 +50,8 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
     // Q4_1 and Q5_1 in groups of 8 or 4 take the inputs in pairs (`dotRowPairs`): for pair p and
     // block b, 64 bytes (input 2p's block, then input 2p + 1's) and 16 scales (input 2p's d eight
     // times, then input 2p + 1's), so one 512-bit load feeds both halves of each step.
-    let pairs = (w.type == .q4_1 || w.type == .q5_1) ? pairedInputs(inputs, nb: nb, qx, dx) : nil
+    // (Not for fewer than 4 inputs, which all go one by one: token-by-token decoding allocates nothing more.)
+    let pairs = (w.type == .q4_1 || w.type == .q5_1) && inputs >= 4 ? pairedInputs(inputs, nb: nb, qx, dx) : nil
     defer { pairs?.x.deallocate(); pairs?.d.deallocate() }
     // (The row loop below touches no arrays: per-row ARC traffic on a shared array costs more than
     // the arithmetic when both threads do it.)
@@ -179,8 +180,8 @@ private func dotRows4Q5_0(_ row: UnsafeRawPointer, rowBytes: Int, nb: Int, _ xq:
     return SIMD4(a0.sum() + extra, a1.sum() + extra, a2.sum() + extra, a3.sum() + extra)
 }
 
-/// The quantized inputs re-laid for `dotRowPairs`: inputs that go in groups of 8 or 4 (the rest,
-/// a group of 1, is left out), pair p of input rows (2p, 2p + 1) counted from the group's start.
+/// The quantized inputs re-laid for `dotRowPairs`: the inputs that go in groups of 8 or 4 (those
+/// left over go one by one and are not copied), in pairs of rows (2p, 2p + 1).
 /// x: for pair p, block b, 64 bytes at (p·nb + b)·64 from the pair's first input (input i's
 /// 32 bytes, then input i + 1's), so input row g's pairs start at byte g·cols. d: for the same
 /// pair and block, 16 floats at (p·nb + b)·16 (d of input 2p eight times, then of 2p + 1), so
