@@ -31,28 +31,16 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
     }
     let raw = UnsafeRawPointer(qx)
     // Input rows go in groups of 8, 4 or 1 (a batch of sequences decoding together): each weight
-    // block is unpacked once per group, whose sums stay in registers. Q4_1's block sums are also
-    // laid out lane by lane (group member i of block b at [b·8 + i]) so its offset terms add as
-    // one vector.
+    // block is unpacked once per group, whose sums stay in registers. Groups of 8 come first, then
+    // at most one of 4, then single rows.
     /// Size of the group that starts at input g: 8, 4 or 1.
     @inline(__always) func groupSize(_ g: Int) -> Int { inputs - g >= 8 ? 8 : inputs - g >= 4 ? 4 : 1 }
-    var groupCount = 0, g = 0
-    while g < inputs { g += groupSize(g); groupCount += 1 }
-    let sT = UnsafeMutablePointer<Float>.allocate(capacity: groupCount * nb * 8)
-    defer { sT.deallocate() }
-    sT.update(repeating: 0, count: groupCount * nb * 8)
-    g = 0
-    for k in 0..<groupCount {
-        let n = groupSize(g)
-        for i in 0..<n { for b in 0..<nb { sT[(k * nb + b) * 8 + i] = sx[(g + i) * nb + b] } }
-        g += n
-    }
-    // Q4_1 and Q5_1 in groups of 8 or 4 take the inputs in pairs (`dotRowPairs`): for pair p and
-    // block b, 64 bytes (input 2p's block, then input 2p + 1's) and 16 scales (input 2p's d eight
-    // times, then input 2p + 1's), so one 512-bit load feeds both halves of each step.
-    // (Not for fewer than 4 inputs, which all go one by one: token-by-token decoding allocates nothing more.)
-    let pairs = (w.type == .q4_1 || w.type == .q5_1) && inputs >= 4 ? pairedInputs(inputs, nb: nb, qx, dx) : nil
-    defer { pairs?.x.deallocate(); pairs?.d.deallocate() }
+    var grouped = 0                                          // the inputs in groups of 8 or 4
+    while grouped < inputs && groupSize(grouped) > 1 { grouped += groupSize(grouped) }
+    // Q4_1 and Q5_1 in groups take their inputs in pairs (`dotRowPairs`, `pairedInputs`). Not
+    // for fewer than 4 inputs, which all go one by one: token-by-token decoding allocates nothing more.
+    let pairs = (w.type == .q4_1 || w.type == .q5_1) && grouped > 0 ? pairedInputs(grouped, nb: nb, qx, dx, sx) : nil
+    defer { pairs?.x.deallocate(); pairs?.d.deallocate(); pairs?.s.deallocate() }
     // (The row loop below touches no arrays: per-row ARC traffic on a shared array costs more than
     // the arithmetic when both threads do it.)
     // One input row of Q8_0/Q5_0 (token-by-token decoding): four weight rows at a time, so four
@@ -73,20 +61,20 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
         }
         for r in r..<rows.upperBound {
             let row = w.bytes + r * w.rowBytes
-            var g = 0, k = 0
+            var g = 0
             while g < inputs {
                 let n = groupSize(g)
                 if n == 1 {
                     y[g * w.rows + r] = dotRow1(row, w.type, nb: nb, raw + g * cols, dx + g * nb, sx + g * nb, sumq + g * nb)
                 } else if let pairs {
                     let sums = dotRowPairs(row, five: w.type == .q5_1, nb: nb, eight: n == 8, UnsafeRawPointer(pairs.x + g * cols),
-                                           pairs.d + g * nb * 8, sT + k * nb * 8)
+                                           pairs.d + g * nb * 8, pairs.s + g * nb)
                     for i in 0..<n { y[(g + i) * w.rows + r] = sums[i] }
                 } else {
-                    let sums = dotRow(row, w.type, nb: nb, n: n, raw + g * cols, cols: cols, dx + g * nb, sT + k * nb * 8, sumq + g * nb)
+                    let sums = dotRow(row, w.type, nb: nb, n: n, raw + g * cols, cols: cols, dx + g * nb, sumq + g * nb)
                     for i in 0..<n { y[(g + i) * w.rows + r] = sums[i] }
                 }
-                g += n; k += 1
+                g += n
             }
         }
     }
@@ -180,18 +168,22 @@ private func dotRows4Q5_0(_ row: UnsafeRawPointer, rowBytes: Int, nb: Int, _ xq:
     return SIMD4(a0.sum() + extra, a1.sum() + extra, a2.sum() + extra, a3.sum() + extra)
 }
 
-/// The quantized inputs re-laid for `dotRowPairs`: the inputs that go in groups of 8 or 4 (those
-/// left over go one by one and are not copied), in pairs of rows (2p, 2p + 1).
-/// x: for pair p, block b, 64 bytes at (p·nb + b)·64 from the pair's first input (input i's
-/// 32 bytes, then input i + 1's), so input row g's pairs start at byte g·cols. d: for the same
-/// pair and block, 16 floats at (p·nb + b)·16 (d of input 2p eight times, then of 2p + 1), so
-/// input row g's pairs start at float g·nb·8.
-private func pairedInputs(_ inputs: Int, nb: Int, _ qx: UnsafePointer<Int8>, _ dx: UnsafePointer<Float>)
-    -> (x: UnsafeMutablePointer<Int8>, d: UnsafeMutablePointer<Float>) {
-    let cols = nb * 32
-    let x = UnsafeMutablePointer<Int8>.allocate(capacity: inputs * cols)
-    let d = UnsafeMutablePointer<Float>.allocate(capacity: inputs * nb * 8)
-    let paired = inputs >= 4 ? inputs - inputs % 4 : 0        // groups of 8 and 4 cover these rows
+/// The first `paired` quantized inputs (those that go in groups of 8 or 4; the rest go one by one)
+/// re-laid for `dotRowPairs`, so that one 512-bit load feeds both halves of each step:
+/// - x: pair p of rows (2p, 2p + 1), block b: 64 bytes at (p·nb + b)·64 (row 2p's block, then
+///   row 2p + 1's); the pairs of the group at row g start at byte g·cols.
+/// - d: the same pair and block: 16 floats at (p·nb + b)·16 (row 2p's d eight times, then row
+///   2p + 1's); the group at row g starts at float g·nb·8.
+/// - s: the block sums lane by lane, row i of block b at ((i / 8)·nb + b)·8 + i % 8 (so the
+///   offset terms of a group add as one vector); the group at row g (a multiple of 8) starts at g·nb.
+private func pairedInputs(_ paired: Int, nb: Int, _ qx: UnsafePointer<Int8>, _ dx: UnsafePointer<Float>, _ sx: UnsafePointer<Float>)
+    -> (x: UnsafeMutablePointer<Int8>, d: UnsafeMutablePointer<Float>, s: UnsafeMutablePointer<Float>) {
+    let cols = nb * 32, groups = (paired + 7) / 8
+    let x = UnsafeMutablePointer<Int8>.allocate(capacity: paired * cols)
+    let d = UnsafeMutablePointer<Float>.allocate(capacity: paired * nb * 8)
+    let s = UnsafeMutablePointer<Float>.allocate(capacity: groups * nb * 8)
+    s.update(repeating: 0, count: groups * nb * 8)
+    for i in 0..<paired { for b in 0..<nb { s[((i / 8) * nb + b) * 8 + i % 8] = sx[i * nb + b] } }
     for i in stride(from: 0, to: paired, by: 2) {
         for b in 0..<nb {
             let o = (i / 2 * nb + b)
@@ -201,7 +193,7 @@ private func pairedInputs(_ inputs: Int, nb: Int, _ qx: UnsafePointer<Int8>, _ d
             (d + o * 16 + 8).update(repeating: dx[(i + 1) * nb + b], count: 8)
         }
     }
-    return (x, d)
+    return (x, d, s)
 }
 
 /// One Q4_1 or Q5_1 weight row against a group of 8 (or 4) quantized input rows taken in pairs:
@@ -211,14 +203,14 @@ private func pairedInputs(_ inputs: Int, nb: Int, _ qx: UnsafePointer<Int8>, _ d
 /// `dotRow1`), so a sequence still gets the same numbers batched or alone.
 @inline(__always)
 private func dotRowPairs(_ row: UnsafeRawPointer, five: Bool, nb: Int, eight: Bool, _ xp: UnsafeRawPointer,
-                         _ dp: UnsafePointer<Float>, _ sT: UnsafePointer<Float>) -> SIMD8<Float> {
+                         _ dp: UnsafePointer<Float>, _ sp: UnsafePointer<Float>) -> SIMD8<Float> {
     let bytes = five ? 24 : 20, pairBytes = nb * 64, pairFloats = nb * 16
     var a0 = SIMD16<Float>(), a1 = a0, a2 = a0, a3 = a0
     var extra = _mm256_setzero_ps()                // the offset terms m_w·s_i, lane i for input i
     for b in 0..<nb {
         let blk = row + b * bytes
         let wq = five ? fiveBits(blk + 4, blk + 8) : nibbles(blk + 4), dw = loadHalf(blk), mw = loadHalf(blk, 2)
-        extra = _mm256_add_ps(extra, _mm256_mul_ps(_mm256_set1_ps(mw), _mm256_loadu_ps(sT + b * 8)))
+        extra = _mm256_add_ps(extra, _mm256_mul_ps(_mm256_set1_ps(mw), _mm256_loadu_ps(sp + b * 8)))
         let w2 = llm_twice(wq), dw16 = SIMD16<Float>(repeating: dw)
         @inline(__always) func step(_ acc: SIMD16<Float>, _ p: Int) -> SIMD16<Float> {
             let x = xp.loadUnaligned(fromByteOffset: p * pairBytes + b * 64, as: SIMD8<Int64>.self)
@@ -232,13 +224,12 @@ private func dotRowPairs(_ row: UnsafeRawPointer, five: Bool, nb: Int, eight: Bo
             a3 = step(a3, 3)
         }
     }
-    let e: Float = 0                               // as dotRow's (a.sum() + e) + extra for Q4_1/Q5_1
-    var out = SIMD8<Float>()
-    out[0] = (a0.lowHalf.sum() + e) + extra[0]; out[1] = (a0.highHalf.sum() + e) + extra[1]
-    out[2] = (a1.lowHalf.sum() + e) + extra[2]; out[3] = (a1.highHalf.sum() + e) + extra[3]
+    var out = SIMD8<Float>()                       // as dotRow1's acc.sum() + extra
+    out[0] = a0.lowHalf.sum() + extra[0]; out[1] = a0.highHalf.sum() + extra[1]
+    out[2] = a1.lowHalf.sum() + extra[2]; out[3] = a1.highHalf.sum() + extra[3]
     if eight {
-        out[4] = (a2.lowHalf.sum() + e) + extra[4]; out[5] = (a2.highHalf.sum() + e) + extra[5]
-        out[6] = (a3.lowHalf.sum() + e) + extra[6]; out[7] = (a3.highHalf.sum() + e) + extra[7]
+        out[4] = a2.lowHalf.sum() + extra[4]; out[5] = a2.highHalf.sum() + extra[5]
+        out[6] = a3.lowHalf.sum() + extra[6]; out[7] = a3.highHalf.sum() + extra[7]
     }
     return out
 }
@@ -250,13 +241,13 @@ private func signedStep(_ wq: SIMD4<Int64>, _ xb: SIMD4<Int64>, _ scale: Float, 
     return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(dot), acc)
 }
 
-/// One weight row against n = 4 or 8 quantized input rows: y_i = Σ_b d_w·d_i·(q_w·q_i) (+ the
-/// format's offset term), each accumulated block by block exactly as `dotRow1` does, so a
+/// One Q4_0, Q8_0 or Q5_0 weight row against n = 4 or 8 quantized input rows (Q4_1 and Q5_1 go
+/// through `dotRowPairs`): y_i = Σ_b d_w·d_i·(q_w·q_i) (+ Q4_0's offset term), each accumulated block by block exactly as `dotRow1` does, so a
 /// sequence gets the same numbers batched or alone. The sums are separate registers; only the
 /// first n are computed (the branch is the same for the whole loop, which the compiler hoists).
 @inline(__always)
 private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, _ xq: UnsafeRawPointer, cols: Int,
-                    _ dx: UnsafePointer<Float>, _ sT: UnsafePointer<Float>, _ sumq: UnsafePointer<Int32>) -> SIMD8<Float> {
+                    _ dx: UnsafePointer<Float>, _ sumq: UnsafePointer<Int32>) -> SIMD8<Float> {
     let four = n >= 4, eight = n == 8
     func input(_ i: Int) -> UnsafeRawPointer { xq + (i < n ? i * cols : 0) }
     func at<T>(_ p: UnsafePointer<T>, _ i: Int) -> UnsafePointer<T> { p + (i < n ? i * nb : 0) }
@@ -264,7 +255,6 @@ private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, 
     let d0 = dx, d1 = at(dx, 1), d2 = at(dx, 2), d3 = at(dx, 3), d4 = at(dx, 4), d5 = at(dx, 5), d6 = at(dx, 6), d7 = at(dx, 7)
     var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
     var e0: Float = 0, e1: Float = 0, e2: Float = 0, e3: Float = 0, e4: Float = 0, e5: Float = 0, e6: Float = 0, e7: Float = 0
-    var extra = _mm256_setzero_ps()                // Q4_1's offset terms, lane i for input i
     @inline(__always) func term(_ wq: SIMD4<Int64>, _ x: UnsafeRawPointer, _ b: Int) -> SIMD8<Float> {
         _mm256_cvtepi32_ps(llm_dot_u8s8(wq, x.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)))
     }
@@ -274,25 +264,6 @@ private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, 
         return _mm256_cvtepi32_ps(llm_dot_u8s8(absW, _mm256_sign_epi8(xb, wq)))
     }
     switch type {
-    case .q4_1, .q5_1:
-        let five = type == .q5_1, bytes = five ? 24 : 20
-        for b in 0..<nb {
-            let blk = row + b * bytes
-            let wq = five ? fiveBits(blk + 4, blk + 8) : nibbles(blk + 4), dw = loadHalf(blk), mw = loadHalf(blk, 2)
-            extra = _mm256_add_ps(extra, _mm256_mul_ps(_mm256_set1_ps(mw), _mm256_loadu_ps(sT + b * 8)))     // + m_w·s_i
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d0[b]), term(wq, x0, b), a0)
-            if four {
-                a1 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d1[b]), term(wq, x1, b), a1)
-                a2 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d2[b]), term(wq, x2, b), a2)
-                a3 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d3[b]), term(wq, x3, b), a3)
-            }
-            if eight {
-                a4 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d4[b]), term(wq, x4, b), a4)
-                a5 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d5[b]), term(wq, x5, b), a5)
-                a6 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d6[b]), term(wq, x6, b), a6)
-                a7 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d7[b]), term(wq, x7, b), a7)
-            }
-        }
     case .q4_0:
         let q0 = sumq, q1 = at(sumq, 1), q2 = at(sumq, 2), q3 = at(sumq, 3), q4 = at(sumq, 4), q5 = at(sumq, 5), q6 = at(sumq, 6), q7 = at(sumq, 7)
         for b in 0..<nb {
@@ -338,13 +309,13 @@ private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, 
     // Horizontal sums only for the lanes in use (seven wasted ones would cost a quarter of a
     // one-row call).
     var out = SIMD8<Float>()
-    out[0] = (a0.sum() + e0) + extra[0]
+    out[0] = a0.sum() + e0                         // as dotRow1's acc.sum() + extra
     if four {
-        out[1] = (a1.sum() + e1) + extra[1]; out[2] = (a2.sum() + e2) + extra[2]; out[3] = (a3.sum() + e3) + extra[3]
+        out[1] = a1.sum() + e1; out[2] = a2.sum() + e2; out[3] = a3.sum() + e3
     }
     if eight {
-        out[4] = (a4.sum() + e4) + extra[4]; out[5] = (a5.sum() + e5) + extra[5]
-        out[6] = (a6.sum() + e6) + extra[6]; out[7] = (a7.sum() + e7) + extra[7]
+        out[4] = a4.sum() + e4; out[5] = a5.sum() + e5
+        out[6] = a6.sum() + e6; out[7] = a7.sum() + e7
     }
     return out
 }
