@@ -22,6 +22,7 @@ p.add_argument("--clients", type=int, default=8)
 p.add_argument("--warmup-seconds", type=float, default=3, help="not counted at the start of each speed run")
 p.add_argument("--measure-seconds", type=float, default=12, help="the window each speed run is measured in")
 p.add_argument("--max-tokens", type=int, default=128)
+p.add_argument("--stream-interval-ms", type=int, default=None, help="llm serve's --stream-interval-ms (default: its own)")
 p.add_argument("--load-seconds", type=float, default=0, help="also run the bounded load test (32 clients) this long at most")
 args = p.parse_args()
 if args.warmup_seconds < 0 or args.measure_seconds <= 0:
@@ -63,6 +64,8 @@ def start(kind):
     if kind == "ours":
         cmd = [args.llm, "serve", "--model", smol, "--port", str(port), "--parallel", str(args.clients), "--context", str(slot_context),
                "--threads", T, "--quiet"]
+        if args.stream_interval_ms is not None:
+            cmd += ["--stream-interval-ms", str(args.stream_interval_ms)]
     else:
         cmd = [llama_server, "-m", smol, "--host", "127.0.0.1", "--port", str(port), "--parallel", str(args.clients),
                "--ctx-size", str(slot_context * args.clients), "--threads", T, "--threads-batch", T, "--no-webui", "--log-disable"]

@@ -153,7 +153,7 @@ public final class LLMServer: Sendable {
                                               sampler: settings.sampler(choice: p * settings.n + i), stops: settings.stops, logprobs: settings.logprobs))
             }
         }
-        let submission: (group: UInt64, events: AsyncStream<ServingEngine.Event>)
+        let submission: (group: UInt64, events: AsyncStream<[ServingEngine.Event]>)
         do { submission = try engine.submit(jobs) } catch let e as ServingEngine.EngineError {
             switch e {
             case .queueFull(let waiting):
@@ -170,17 +170,19 @@ public final class LLMServer: Sendable {
         if settings.stream { return stream(completion, submission, choices: jobs.count, context: context) }
 
         var choices = [Completion.Choice](repeating: .init(), count: jobs.count)
-        for await event in submission.events {
-            switch event {
-            case let .token(i, token):
-                choices[i].text += token.text
-                choices[i].completionTokens += 1
-                if settings.logprobs != nil { choices[i].tokens.append(token) }
-            case let .done(i, reason, tail, _, _):
-                choices[i].text += tail
-                choices[i].finish = reason
-            case let .failed(i, message):
-                choices[i].error = message
+        for await events in submission.events {
+            for event in events {
+                switch event {
+                case let .token(i, token):
+                    choices[i].text += token.text
+                    choices[i].completionTokens += 1
+                    if settings.logprobs != nil { choices[i].tokens.append(token) }
+                case let .done(i, reason, tail, _, _):
+                    choices[i].text += tail
+                    choices[i].finish = reason
+                case let .failed(i, message):
+                    choices[i].error = message
+                }
             }
         }
         if let failed = choices.first(where: { $0.error != nil }) {
@@ -192,8 +194,9 @@ public final class LLMServer: Sendable {
     }
 
     /// Server-Sent Events: a chunk per token (per choice), the finish reasons, the usage when asked,
-    /// then `data: [DONE]`. A client that goes away cancels its choices (the next write fails).
-    func stream(_ completion: Completion, _ submission: (group: UInt64, events: AsyncStream<ServingEngine.Event>), choices count: Int,
+    /// then `data: [DONE]`; the chunks of the events the engine hands over together go in one write.
+    /// A client that goes away cancels its choices (the next write fails).
+    func stream(_ completion: Completion, _ submission: (group: UInt64, events: AsyncStream<[ServingEngine.Event]>), choices count: Int,
                 context: ServerContext) -> Response {
         context.notes.streaming = true
         let notes = context.notes
@@ -205,38 +208,45 @@ public final class LLMServer: Sendable {
             var started = [Bool](repeating: false, count: count)
             var offsets = [Int](repeating: 0, count: count)
             var status = "200"
-            func send(_ object: Any) async throws {
-                var buffer = ByteBuffer(string: "data: ")
+            var buffer = ByteBuffer()
+            func send(_ object: Any) {
+                buffer.writeString("data: ")
                 buffer.writeBytes(jsonData(object))
                 buffer.writeString("\n\n")
-                try await writer.write(buffer)
             }
             do {
-                for await event in submission.events {
-                    switch event {
-                    case let .token(i, token):
-                        choices[i].completionTokens += 1
-                        choices[i].text += token.text
-                        // Held-back text (a possible stop string) waits; a token with log-probabilities is always sent.
-                        guard !token.text.isEmpty || settings.logprobs != nil else { continue }
-                        try await send(completion.chunk(index: i, text: token.text, tokens: [token], finish: nil, first: !started[i], textOffset: offsets[i]))
-                        started[i] = true
-                        offsets[i] += token.text.utf8.count
-                    case let .done(i, reason, tail, _, _):
-                        choices[i].text += tail
-                        choices[i].finish = reason
-                        if !tail.isEmpty {
-                            try await send(completion.chunk(index: i, text: tail, tokens: [], finish: nil, first: !started[i], textOffset: offsets[i]))
+                for await events in submission.events {
+                    for event in events {
+                        switch event {
+                        case let .token(i, token):
+                            choices[i].completionTokens += 1
+                            choices[i].text += token.text
+                            // Held-back text (a possible stop string) waits; a token with log-probabilities is always sent.
+                            guard !token.text.isEmpty || settings.logprobs != nil else { continue }
+                            send(completion.chunk(index: i, text: token.text, tokens: [token], finish: nil, first: !started[i], textOffset: offsets[i]))
                             started[i] = true
+                            offsets[i] += token.text.utf8.count
+                        case let .done(i, reason, tail, _, _):
+                            choices[i].text += tail
+                            choices[i].finish = reason
+                            if !tail.isEmpty {
+                                send(completion.chunk(index: i, text: tail, tokens: [], finish: nil, first: !started[i], textOffset: offsets[i]))
+                                started[i] = true
+                            }
+                            send(completion.chunk(index: i, text: nil, tokens: [], finish: reason, first: !started[i], textOffset: offsets[i]))
+                        case let .failed(_, message):
+                            send(APIError(status: 400, message, param: completion.kind == .chat ? "messages" : "prompt").json)
+                            status = "400"
                         }
-                        try await send(completion.chunk(index: i, text: nil, tokens: [], finish: reason, first: !started[i], textOffset: offsets[i]))
-                    case let .failed(_, message):
-                        try await send(APIError(status: 400, message, param: completion.kind == .chat ? "messages" : "prompt").json)
-                        status = "400"
+                    }
+                    if buffer.readableBytes > 0 {
+                        try await writer.write(buffer)
+                        buffer.clear()
                     }
                 }
-                if settings.includeUsage { try await send(completion.usageChunk(choices)) }
-                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                if settings.includeUsage { send(completion.usageChunk(choices)) }
+                buffer.writeString("data: [DONE]\n\n")
+                try await writer.write(buffer)
                 try await writer.finish(nil)
             } catch {
                 engine.cancel(group: submission.group)

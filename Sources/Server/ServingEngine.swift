@@ -8,7 +8,9 @@ import Tokenization
 /// their stream; the loop, on its own thread, admits waiting jobs into the batch (up to
 /// `parallel` sequences), runs one batched forward pass per step for every active sequence
 /// (`BatchGenerator`: prompt chunks for new ones, one token for the others), turns each new token
-/// into text (`TextStream`: stop strings held back, then cut) and yields it to its stream.
+/// into text (`TextStream`: stop strings held back, then cut) and posts it to its stream, which
+/// receives a request's events in bunches (`EventOutbox`: at most every `streamInterval` seconds,
+/// first tokens and endings at once).
 /// A job whose reader goes away (the client disconnected) is cancelled before the next step
 /// and its cache freed.
 public final class ServingEngine: @unchecked Sendable {
@@ -21,6 +23,7 @@ public final class ServingEngine: @unchecked Sendable {
     public let context: Int
     public let metrics = ServerMetrics()
     private let generator: BatchGenerator
+    private let outbox: EventOutbox
 
     /// What one sequence is asked for.
     public struct Job: @unchecked Sendable {   // the sampler's generator is used by the engine's thread only
@@ -66,14 +69,13 @@ public final class ServingEngine: @unchecked Sendable {
         let group: UInt64
         let choice: Int
         let job: Job
-        let continuation: AsyncStream<Event>.Continuation
         var stream: TextStream
         var generated = 0
         var sequence: Int?
         let submitted = Date()
         var firstToken: Date?
-        init(group: UInt64, choice: Int, job: Job, continuation: AsyncStream<Event>.Continuation, stream: TextStream) {
-            self.group = group; self.choice = choice; self.job = job; self.continuation = continuation; self.stream = stream
+        init(group: UInt64, choice: Int, job: Job, stream: TextStream) {
+            self.group = group; self.choice = choice; self.job = job; self.stream = stream
         }
     }
 
@@ -86,13 +88,20 @@ public final class ServingEngine: @unchecked Sendable {
     private var running: [Int: Entry] = [:]          // the loop's own: sequence id → entry
     private var thread: Thread?
 
-    public init(loaded: LoadedModel, parallel: Int, maxQueue: Int, context: Int? = nil, prefillChunk: Int = 256) {
+    /// `streamInterval`: the longest a generated token waits to be handed to its request's stream
+    /// together with the next ones (seconds; 0 hands over every token on its own).
+    public init(loaded: LoadedModel, parallel: Int, maxQueue: Int, context: Int? = nil, prefillChunk: Int = 256,
+                streamInterval: Double = ServingEngine.defaultStreamInterval) {
         self.loaded = loaded
         self.parallel = parallel
         self.maxQueue = maxQueue
         self.context = min(context ?? loaded.model.contextLength, loaded.model.contextLength)
         generator = BatchGenerator(model: loaded.model, prefillChunk: prefillChunk, cacheCapacity: self.context)
+        outbox = EventOutbox(interval: streamInterval)
     }
+
+    /// Seconds a streamed token may wait for the next ones (`llm serve --stream-interval-ms`).
+    public static let defaultStreamInterval = 0.05
 
     /// Starts the loop's thread.
     public func start() {
@@ -114,13 +123,15 @@ public final class ServingEngine: @unchecked Sendable {
         lock.broadcast()
         lock.unlock()
         for e in dropped { finishEntry(e, reason: .cancelled) }
+        outbox.flush()
     }
 
     /// Submits the choices of one request (n choices, or several prompts): one stream carries the
-    /// events of all of them and ends when the last is done. Refused when the queue cannot take
-    /// them all. Ending the stream early (the reader is gone) cancels every choice.
-    public func submit(_ jobs: [Job]) throws -> (group: UInt64, events: AsyncStream<Event>) {
-        let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .unbounded)
+    /// events of all of them, in bunches (each element: the events handed over together, in order),
+    /// and ends when the last is done. Refused when the queue cannot take them all. Ending the
+    /// stream early (the reader is gone) cancels every choice.
+    public func submit(_ jobs: [Job]) throws -> (group: UInt64, events: AsyncStream<[Event]>) {
+        let (stream, continuation) = AsyncStream<[Event]>.makeStream(bufferingPolicy: .unbounded)
         let texts = try jobs.map { try loaded.textStream(stops: $0.stops) }
         lock.lock()
         defer { lock.unlock() }
@@ -129,8 +140,9 @@ public final class ServingEngine: @unchecked Sendable {
         let group = nextGroup
         nextGroup += 1
         openChoices[group] = jobs.count
+        outbox.open(group, continuation)
         for (i, (job, text)) in zip(jobs, texts).enumerated() {
-            waiting.append(Entry(group: group, choice: i, job: job, continuation: continuation, stream: text))
+            waiting.append(Entry(group: group, choice: i, job: job, stream: text))
         }
         continuation.onTermination = { [weak self] reason in
             if case .cancelled = reason { self?.cancel(group: group) }
@@ -151,6 +163,7 @@ public final class ServingEngine: @unchecked Sendable {
         lock.signal()
         lock.unlock()
         for e in dropped { finishEntry(e, reason: .cancelled) }
+        outbox.flush()
     }
 
     /// Jobs waiting and sequences running (for /health and /metrics).
@@ -162,9 +175,10 @@ public final class ServingEngine: @unchecked Sendable {
 
     private func loop() {
         while true {
+            outbox.flush()
             lock.lock()
             while waiting.isEmpty && running.isEmpty && cancelledGroups.isEmpty && !stopping { lock.wait() }
-            if stopping && running.isEmpty && waiting.isEmpty { lock.unlock(); return }
+            if stopping && running.isEmpty && waiting.isEmpty { lock.unlock(); outbox.flush(everything: true); return }
             let cancelled = cancelledGroups
             cancelledGroups = []
             var admitted: [Entry] = []
@@ -186,7 +200,7 @@ public final class ServingEngine: @unchecked Sendable {
                     running[id] = e
                     metrics.prompt(tokens: e.job.prompt.count)
                 } catch {
-                    e.continuation.yield(.failed(choice: e.choice, message: "\(error)"))
+                    outbox.post(e.group, .failed(choice: e.choice, message: "\(error)"))
                     choiceDone(e)
                 }
             }
@@ -200,7 +214,7 @@ public final class ServingEngine: @unchecked Sendable {
                 // choice ends with the message, and the engine goes on with the next requests.
                 for (sequence, e) in running {
                     generator.remove(sequence)
-                    e.continuation.yield(.failed(choice: e.choice, message: "\(error)"))
+                    outbox.post(e.group, .failed(choice: e.choice, message: "\(error)"))
                     choiceDone(e)
                 }
                 running = [:]
@@ -215,7 +229,7 @@ public final class ServingEngine: @unchecked Sendable {
                     e.generated += 1
                     if e.firstToken == nil { e.firstToken = Date(); metrics.firstToken(seconds: e.firstToken!.timeIntervalSince(e.submitted)) }
                     let text = e.stream.push(id)
-                    e.continuation.yield(.token(choice: e.choice, Token(id: id, text: text, logprob: event.logprob, top: event.top)))
+                    outbox.post(e.group, .token(choice: e.choice, Token(id: id, text: text, logprob: event.logprob, top: event.top)))
                     if e.stream.stopped {                          // a stop string: the text before it was the last
                         generator.remove(event.id)
                         running[event.id] = nil
@@ -230,6 +244,7 @@ public final class ServingEngine: @unchecked Sendable {
             }
             metrics.generated(tokens: produced, seconds: Date().timeIntervalSince(started))
             setRunning(running.count)
+            outbox.flush()
         }
     }
 
@@ -241,7 +256,7 @@ public final class ServingEngine: @unchecked Sendable {
     /// The last event of a choice (its held-back text, unless cut by a stop string or cancelled).
     private func finishEntry(_ e: Entry, reason: Finish) {
         let tail = reason == .cancelled ? "" : e.stream.finish()
-        e.continuation.yield(.done(choice: e.choice, reason: reason, tail: tail, promptTokens: e.job.prompt.count, completionTokens: e.generated))
+        outbox.post(e.group, .done(choice: e.choice, reason: reason, tail: tail, promptTokens: e.job.prompt.count, completionTokens: e.generated))
         choiceDone(e)
     }
 
@@ -251,6 +266,6 @@ public final class ServingEngine: @unchecked Sendable {
         let left = (openChoices[e.group] ?? 1) - 1
         if left == 0 { openChoices[e.group] = nil } else { openChoices[e.group] = left }
         lock.unlock()
-        if left == 0 { e.continuation.finish() }
+        if left == 0 { outbox.close(e.group) }
     }
 }

@@ -19,6 +19,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Require this key (Authorization: Bearer KEY) on every route but / and /health.") var apiKey: String?
     @Option(help: "Read the API key from this file (its first line).") var apiKeyFile: String?
     @Option(help: "Requests waiting for a place in the batch, at most; more are answered 503.") var maxQueue = 64
+    @Option(help: "Milliseconds a streamed token may wait to go out with the next ones (fewer wake-ups while the cores compute; first tokens and endings go at once; 0: every token on its own).")
+    var streamIntervalMs = Int(ServingEngine.defaultStreamInterval * 1000)
     @Option(help: "Allow browser pages from this origin (CORS), or * for any.") var corsOrigin: String?
     @Option(help: "The model's name in answers and /v1/models (default: the file or folder name).") var name: String?
     @Option(help: "Tokenizer (default: the model's own).") var tokenizer: String?
@@ -36,6 +38,7 @@ struct Serve: ParsableCommand {
         try nonEmpty(apiKey, "--api-key")
         try existing(apiKeyFile, "--api-key-file", .file)
         try positive(maxQueue, "--max-queue", max: 1 << 20)
+        try atLeast(0, streamIntervalMs, "--stream-interval-ms", max: 10_000, zero: "every token on its own")
         try nonEmpty(corsOrigin, "--cors-origin")
         try nonEmpty(name, "--name")
         try checkTokenizer(tokenizer)
@@ -59,7 +62,8 @@ struct Serve: ParsableCommand {
         var options = ServerOptions(modelName: name ?? URL(fileURLWithPath: model).lastPathComponent)
         options.host = host; options.port = port; options.apiKey = key; options.corsOrigin = corsOrigin; options.logRequests = !quiet
         let keyRequired = key != nil
-        let engine = ServingEngine(loaded: loaded, parallel: parallel, maxQueue: maxQueue, context: context)
+        let engine = ServingEngine(loaded: loaded, parallel: parallel, maxQueue: maxQueue, context: context,
+                                   streamInterval: Double(streamIntervalMs) / 1000)
         let server = LLMServer(engine: engine, options: options)
         print("model: \(loaded.summary)")
         let done = DispatchSemaphore(value: 0)

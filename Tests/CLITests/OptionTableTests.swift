@@ -124,7 +124,7 @@ import Testing
             Row(command: ["serve"], base: ["--model", gpt2, "--port", "0"],
                 options: ["--model": paths, "--host": [empty], "--port": [negative, "65536", huge, overflow, word], "--parallel": counts + ["257"],
                           "--context": counts + ["1"], "--api-key": [empty], "--api-key-file": files, "--max-queue": counts,
-                          "--cors-origin": [empty], "--name": [empty], "--tokenizer": paths].merging(loading) { $1 }),
+                          "--stream-interval-ms": [negative, "10001", overflow, word], "--cors-origin": [empty], "--name": [empty], "--tokenizer": paths].merging(loading) { $1 }),
             Row(command: ["demo"], base: [],
                 options: ["--steps": counts, "--points": counts, "--hidden": counts, "--lr": rates, "--seed": [negative, nan]].merging(threads) { $1 }),
             Row(command: ["bench", "gemm"], base: [],
