@@ -30,7 +30,7 @@ final class EventOutbox: @unchecked Sendable {
     private var boxes: [UInt64: Box] = [:]       // guarded by lock: request group → its waiting events
 
     init(interval: Double) {
-        precondition(interval >= 0, "EventOutbox: a negative interval")
+        precondition(interval >= 0 && interval <= 3600, "EventOutbox: the interval must be 0…3600 seconds, got \(interval)")
         self.interval = interval
     }
 

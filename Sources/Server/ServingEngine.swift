@@ -89,7 +89,7 @@ public final class ServingEngine: @unchecked Sendable {
     private var thread: Thread?
 
     /// `streamInterval`: the longest a generated token waits to be handed to its request's stream
-    /// together with the next ones (seconds; 0 hands over every token on its own).
+    /// together with the next ones (seconds, 0…3600; 0 hands over every token on its own).
     public init(loaded: LoadedModel, parallel: Int, maxQueue: Int, context: Int? = nil, prefillChunk: Int = 256,
                 streamInterval: Double = ServingEngine.defaultStreamInterval) {
         self.loaded = loaded
