@@ -58,15 +58,14 @@ final class EventOutbox: @unchecked Sendable {
     }
 
     /// Hands over every box that is urgent or whose oldest waiting token has waited `interval`
-    /// (counted from the box's last hand-off, which is at most that long ago); with `everything`,
-    /// all of them.
-    func flush(everything: Bool = false) {
+    /// (counted from the box's last hand-off, which is at most that long ago).
+    func flush() {
         let now = DispatchTime.now().uptimeNanoseconds
         let due = UInt64(interval * 1e9)
         lock.lock(); defer { lock.unlock() }
         for (group, var box) in boxes where !box.events.isEmpty || box.closing {
             let waited = box.lastHandedOver.map { now &- $0 } ?? .max
-            guard everything || box.urgent || waited >= due else { continue }
+            guard box.urgent || waited >= due else { continue }
             if !box.events.isEmpty { box.continuation.yield(box.events) }
             if box.closing {
                 box.continuation.finish()

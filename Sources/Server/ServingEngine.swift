@@ -175,10 +175,10 @@ public final class ServingEngine: @unchecked Sendable {
 
     private func loop() {
         while true {
-            outbox.flush()
+            outbox.flush()                             // this step's events (and any failure's), before waiting
             lock.lock()
             while waiting.isEmpty && running.isEmpty && cancelledGroups.isEmpty && !stopping { lock.wait() }
-            if stopping && running.isEmpty && waiting.isEmpty { lock.unlock(); outbox.flush(everything: true); return }
+            if stopping && running.isEmpty && waiting.isEmpty { lock.unlock(); return }
             let cancelled = cancelledGroups
             cancelledGroups = []
             var admitted: [Entry] = []
@@ -244,7 +244,6 @@ public final class ServingEngine: @unchecked Sendable {
             }
             metrics.generated(tokens: produced, seconds: Date().timeIntervalSince(started))
             setRunning(running.count)
-            outbox.flush()
         }
     }
 

@@ -242,8 +242,8 @@ private func signedStep(_ wq: SIMD4<Int64>, _ xb: SIMD4<Int64>, _ scale: Float, 
 }
 
 /// One Q4_0, Q8_0 or Q5_0 weight row against n = 4 or 8 quantized input rows (Q4_1 and Q5_1 go
-/// through `dotRowPairs`): y_i = Σ_b d_w·d_i·(q_w·q_i) (+ Q4_0's offset term), each accumulated block by block exactly as `dotRow1` does, so a
-/// sequence gets the same numbers batched or alone. The sums are separate registers; only the
+/// through `dotRowPairs`): y_i = Σ_b d_w·d_i·(q_w·q_i) (+ Q4_0's offset term), each accumulated
+/// block by block exactly as `dotRow1` does, so a sequence gets the same numbers batched or alone. The sums are separate registers; only the
 /// first n are computed (the branch is the same for the whole loop, which the compiler hoists).
 @inline(__always)
 private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, _ xq: UnsafeRawPointer, cols: Int,
