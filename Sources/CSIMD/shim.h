@@ -45,6 +45,40 @@ static inline __attribute__((always_inline)) __m512i llm_twice(__m256i v) {
     return __builtin_shufflevector(v, v, 0, 1, 2, 3, 0, 1, 2, 3);
 }
 
+// 16 lanes of int32 / float32 (512 bits), as Swift's SIMD16<Int32> / SIMD16<Float>.
+typedef int llm_i32x16 __attribute__((__vector_size__(64)));
+typedef float llm_f32x16 __attribute__((__vector_size__(64)));
+
+// acc + Σ over groups of 4 of u8 × s8 products, lane by lane (16 lanes): one 512-bit vpdpbusd where
+// the build machine has AVX-512 VNNI. Elsewhere two 256-bit halves through llm_dot_u8s8, whose
+// pmaddubsw can saturate when u > 127: the integer GEMM (Int8GEMM.swift) only runs where
+// llm_has_vnni512() is 1, and this path exists so that the package builds everywhere.
+static inline __attribute__((always_inline)) llm_i32x16 llm_dpbusd_x16(llm_i32x16 acc, llm_i32x16 u, llm_i32x16 s) {
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+    return (llm_i32x16)_mm512_dpbusd_epi32((__m512i)acc, (__m512i)u, (__m512i)s);
+#else
+    __m512i u64 = (__m512i)u, s64 = (__m512i)s;
+    __m256i ul = __builtin_shufflevector(u64, u64, 0, 1, 2, 3), uh = __builtin_shufflevector(u64, u64, 4, 5, 6, 7);
+    __m256i sl = __builtin_shufflevector(s64, s64, 0, 1, 2, 3), sh = __builtin_shufflevector(s64, s64, 4, 5, 6, 7);
+    __m256i lo = llm_dot_u8s8(ul, sl), hi = llm_dot_u8s8(uh, sh);
+    return acc + (llm_i32x16)__builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7);
+#endif
+}
+
+// int32 → float32, lane by lane (vcvtdq2ps).
+static inline __attribute__((always_inline)) llm_f32x16 llm_float_x16(llm_i32x16 v) {
+    return __builtin_convertvector(v, llm_f32x16);
+}
+
+// 1 when llm_dpbusd_x16 is one AVX-512 VNNI instruction.
+static inline int llm_has_vnni512(void) {
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 // 1 when llm_dot_u8s8 compiled to VNNI (for `llm bench quant`'s header line).
 static inline int llm_has_vnni(void) {
 #if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))

@@ -100,6 +100,30 @@ import Tensors
         }
     }
 
+    /// In llama.cpp's arithmetic (GGUF models) a sequence with fewer than 64 queries in a pass
+    /// takes the F16 few-query kernel and one with more the Float32 one; a batch that mixes them
+    /// (a long prompt beside decoding steps) gives each the logits it gets alone.
+    @Test func halfPrecisionBatchMixingFewAndManyQueriesEqualsEachAlone() throws {
+        let m = try Self.model("llama")
+        m.halfPrecisionAttention = true
+        let v = m.vocabularySize
+        let long = (0..<70).map { Int32($0 * 17 % 250 + 4) }, short = (0..<6).map { Int32($0 * 5 % 250 + 9) }
+        let batched = [m.makeCache(capacity: nil), m.makeCache(capacity: nil)], alone = [m.makeCache(capacity: nil), m.makeCache(capacity: nil)]
+        for c in [batched[1], alone[1]] { _ = try m.forward([SequenceInput(tokens: Array(short[..<5]), cache: c, logits: .none)]) }
+        let out = try m.forward([SequenceInput(tokens: long, cache: batched[0], logits: .all),
+                                 SequenceInput(tokens: [short[5]], cache: batched[1], logits: .last)]).scalars     // (71, V)
+        let first = try m.forward([SequenceInput(tokens: long, cache: alone[0], logits: .all)]).scalars
+        let second = try m.forward([SequenceInput(tokens: [short[5]], cache: alone[1], logits: .last)]).scalars
+        #expect(Self.maxDiff(out[..<(70 * v)], first[...]) <= 1e-5)
+        #expect(Self.maxDiff(out[(70 * v)...], second[...]) <= 1e-5)
+        // The F16 kernel did run for the short one: its answer differs from Float32 attention's.
+        m.halfPrecisionAttention = false
+        let plain = [m.makeCache(capacity: nil)]
+        _ = try m.forward([SequenceInput(tokens: Array(short[..<5]), cache: plain[0], logits: .none)])
+        let float = try m.forward([SequenceInput(tokens: [short[5]], cache: plain[0], logits: .last)]).scalars
+        #expect(Self.maxDiff(float[...], second[...]) > 0)
+    }
+
     /// The window changes the answer (so the checks above see it) and the sliding-window cache
     /// stays bounded however long the sequence grows, equal to the full cache all along.
     @Test func slidingWindowCacheIsBoundedAndExact() throws {

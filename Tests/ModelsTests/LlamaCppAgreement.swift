@@ -33,24 +33,51 @@ enum LlamaCppAgreement {
         #expect(inTop10 == ids.count)
     }
 
-    /// Greedy continuations of every recorded prompt through the KV cache: each divergence from
-    /// llama.cpp happens where its own top two candidates were within `nearTie` (a near-tie that
-    /// float order alone can flip), and at least `minimumMatches` prompts agree for 16 tokens or more.
-    static func checkGreedy(_ model: DecoderModel, _ fixture: [String: Any], name: String, nearTie: Double = 0.3, minimumMatches: Int) throws {
+    /// Greedy continuations of every recorded prompt through the KV cache, two ways:
+    ///  - free-running: our own argmax fed back; reported as the length of the prefix identical
+    ///    to llama.cpp's, and at least `minimumMatches` prompts must agree for 16 tokens or more;
+    ///  - along llama.cpp's trajectory: its tokens fed back, so all 32 steps of every prompt are
+    ///    compared, not just those before a first divergence: at most `maximumMisses` of all steps
+    ///    may pick another token than llama.cpp's, and each of those only where its own top two
+    ///    were within `nearTie` (a near-tie that float order or 8-bit rounding alone can flip).
+    /// With 8-bit activations a difference in the last bit of one product can flip a rounding
+    /// and move a logit by tenths, so identical prefixes depend on the CPU that made the fixture:
+    /// llama.cpp itself, on another CPU than the fixture's, or fed the prompt token by token,
+    /// differs as much (see the closing notes of issue 14).
+    static func checkGreedy(_ model: DecoderModel, _ fixture: [String: Any], name: String, nearTie: Double = 0.3, minimumMatches: Int,
+                            maximumMisses: Double = 0.1) throws {
         model.eval()
-        var matches = 0, report: [String] = []
-        for p in fixture["prompts"] as! [[String: Any]] {
+        var matches = 0, steps = 0, report: [String] = [], misses: [(prompt: Int, step: Int, gap: Double)] = []
+        for (n, p) in (fixture["prompts"] as! [[String: Any]]).enumerated() {
             let prompt = (p["ids"] as! [Int]).map(Int32.init), want = (p["greedy"] as! [Int]).map(Int32.init)
+            let gaps = p["greedy_top2_gap"] as! [Double]
             let got = try greedyContinuation(model, prompt: prompt, count: want.count)
             let same = zip(got, want).prefix { $0 == $1 }.count
             if same >= 16 { matches += 1 }
-            let gaps = p["greedy_top2_gap"] as! [Double]
             report.append("\(same)/\(want.count)" + (same < want.count ? " (llama.cpp's top-2 gap there \(gaps[same]))" : ""))
-            if same < want.count {
-                #expect(gaps[same] < nearTie, "prompt \((p["text"] as! String).prefix(30).debugDescription) diverges at step \(same), where llama.cpp's top-2 gap is \(gaps[same])")
-            }
+            let picks = try greedyAlong(model, prompt: prompt, trajectory: want)
+            for (step, pick) in picks.enumerated() where pick != want[step] { misses.append((n, step, gaps[step])) }
+            steps += want.count
         }
-        print("\(name) greedy vs llama.cpp, identical prefix per prompt: \(report)")
+        print("\(name) greedy vs llama.cpp, identical prefix per prompt: \(report); along its tokens, other picks at (prompt, step, its top-2 gap): \(misses) of \(steps) steps")
+        for m in misses {
+            #expect(m.gap < nearTie, "prompt \(m.prompt), step \(m.step): another token where llama.cpp's top-2 gap is \(m.gap)")
+        }
+        #expect(Double(misses.count) <= maximumMisses * Double(steps), "\(misses.count) of \(steps) steps pick another token than llama.cpp's")
         #expect(matches >= minimumMatches, "identical prefix lengths per prompt: \(report)")
+    }
+
+    /// Our argmax at every step of a continuation whose tokens are llama.cpp's (fed back through
+    /// the cache whatever we would have picked).
+    static func greedyAlong(_ model: DecoderModel, prompt: [Int32], trajectory: [Int32]) throws -> [Int32] {
+        let cache = model.makeCache(capacity: prompt.count + trajectory.count)
+        var picks: [Int32] = []
+        var logits = try model.forward([SequenceInput(tokens: prompt, cache: cache)])          // (1, V)
+        for token in trajectory {
+            let row = logits.data
+            picks.append(Int32((0..<model.vocabularySize).max { row[$0] < row[$1] }!))
+            logits = try model.forward([SequenceInput(tokens: [token], cache: cache)])
+        }
+        return picks
     }
 }

@@ -146,3 +146,31 @@ import Tensors
         }
     }
 }
+
+/// A prompt's product in ggml's arithmetic (more than 16 input rows: the 8-bit integer GEMM where
+/// the machine has AVX-512 VNNI, else dequantized panels) equals the float product of the rounded
+/// activations with the dequantized weights, up to the order of float additions; across input
+/// counts that leave a partial group of 16 and row counts that leave a partial tile of 4.
+@Suite struct PromptProductInGGMLArithmetic {
+    @Test(arguments: [GGMLType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K])
+    func equalsTheFloatProductOfTheRoundedInputs(_ type: GGMLType) {
+        let rng = RandomGenerator(seed: 31)
+        for (rows, cols, inputs) in [(37, 512, 17), (8, 256, 40), (64, 768, 128)] {
+            let w = QuantizedMatrix.random(type, rows: rows, cols: cols, rng: rng)
+            let x = Tensor.randn([inputs, cols], rng: rng)
+            let got = linearGGML(x, w)
+            let reference = linear(roundToBlocks(x, type.activationType), w)
+            let dense = w.dequantized()
+            var worst: Float = 0
+            for i in 0..<inputs {
+                for r in 0..<rows {
+                    // Relative to Σ|w·x|, the size of the terms the sum adds.
+                    var size: Float = 0
+                    for k in 0..<cols { size += abs(dense.data[r * cols + k] * x.data[i * cols + k]) }
+                    worst = max(worst, abs(got.data[i * rows + r] - reference.data[i * rows + r]) / max(size, 1e-30))
+                }
+            }
+            #expect(worst < 1e-5, "\(type.name) \(rows)×\(cols), \(inputs) inputs: relative difference \(worst)")
+        }
+    }
+}

@@ -83,8 +83,11 @@ public final class Attention: Module {
     public let dropout: Float
     let rng: RandomGenerator
     public var residualDropout: Dropout
-    /// Round q, k, v and the output to F16, as llama.cpp's default F16 KV cache and F16 attention
-    /// kernel do (set for GGUF models, so their numbers follow llama.cpp's).
+    /// Attention in llama.cpp's arithmetic (set for GGUF models, so their numbers follow
+    /// llama.cpp's): q, k, v rounded to F16 as its default F16 KV cache and attention kernel take
+    /// them; fewer than `halfPrecisionFewQueries` queries of a sequence (a decoding step, a short
+    /// prompt) through its per-query kernel that sums the values in F16 (`halfPrecisionAttention`),
+    /// more through ours with the output rounded to F16.
     public var halfPrecision = false
 
     public init(q: any LinearLayer, k: any LinearLayer, v: any LinearLayer, o: any LinearLayer,
@@ -116,6 +119,13 @@ public final class Attention: Module {
         if halfPrecision { (q, k, v) = (roundToBlocks(q, .f16), roundToBlocks(k, .f16), roundToBlocks(v, .f16)) }
         var y: Tensor                                                    // (N, H·D)
         switch pass.batching {
+        case let .rectangular(batch) where halfPrecision && n / batch < halfPrecisionFewQueries && !q.requiresGrad && pass.recorder == nil:
+            let t = n / batch, width = hkv * d
+            let spans = (0..<batch).map { b in
+                CachedAttentionSpan(row: b * t, queries: t, keys: k.data + b * t * width, values: v.data + b * t * width, length: t)
+            }
+            y = halfPrecisionAttention(q: q, spans: spans, heads: h, kvHeads: hkv, scale: scale, window: window, softcap: softcap)
+            return residualDropout(o(y))                                 // (N, C)
         case let .rectangular(batch):
             y = causalAttention(rows: q, k, v, batch: batch, heads: h, kvHeads: hkv, scale: scale, window: window, softcap: softcap,
                                 dropout: training ? dropout : 0, rng: rng, probabilities: pass.recorder.map { r in { (p: Tensor) in r.attentions.append(p) } })
@@ -125,7 +135,19 @@ public final class Attention: Module {
                 let rows = seg.cache.layers[layer].append(keys: k.data + seg.row * width, values: v.data + seg.row * width, count: seg.count)
                 return CachedAttentionSpan(row: seg.row, queries: seg.count, keys: rows.keys, values: rows.values, length: rows.rows)
             }
-            y = cachedAttention(q: q, spans: spans, heads: h, kvHeads: hkv, scale: scale, window: window, softcap: softcap)
+            guard halfPrecision else {
+                y = cachedAttention(q: q, spans: spans, heads: h, kvHeads: hkv, scale: scale, window: window, softcap: softcap)
+                break
+            }
+            // llama.cpp's two kernels: few queries sum in F16, many in Float32 (output rounded).
+            let few = spans.filter { $0.queries < halfPrecisionFewQueries }, many = spans.filter { $0.queries >= halfPrecisionFewQueries }
+            if many.isEmpty { return residualDropout(o(halfPrecisionAttention(q: q, spans: few, heads: h, kvHeads: hkv, scale: scale, window: window, softcap: softcap))) }
+            y = roundToBlocks(cachedAttention(q: q, spans: many, heads: h, kvHeads: hkv, scale: scale, window: window, softcap: softcap), .f16)
+            if !few.isEmpty {
+                let f = halfPrecisionAttention(q: q, spans: few, heads: h, kvHeads: hkv, scale: scale, window: window, softcap: softcap)
+                for s in few { (y.data + s.row * h * d).update(from: f.data + s.row * h * d, count: s.queries * h * d) }
+            }
+            return residualDropout(o(y))                                 // (N, C)
         }
         if halfPrecision { y = roundToBlocks(y, .f16) }
         return residualDropout(o(y))                                     // (N, C)
@@ -141,6 +163,8 @@ public final class FeedForward: Module {
     public var down: any LinearLayer             // F → C
     public let activation: DecoderConfig.Activation
     public var dropout: Dropout
+    /// GELU through ggml's F16 table, as llama.cpp computes it (set for GGUF models).
+    public var halfPrecisionGELU = false
 
     public init(gate: (any LinearLayer)?, up: any LinearLayer, down: any LinearLayer, activation: DecoderConfig.Activation,
                 dropout: Float = 0, rng: RandomGenerator) {
@@ -151,11 +175,13 @@ public final class FeedForward: Module {
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
         switch activation {
-        case .gelu: return dropout(down(up(x).geluTanh()))
+        case .gelu: return dropout(down(gelu(up(x))))
         case .swiGLU: return dropout(down(gate!(x).silu() * up(x)))
-        case .geGLU: return dropout(down(gate!(x).geluTanh() * up(x)))
+        case .geGLU: return dropout(down(gelu(gate!(x)) * up(x)))
         }
     }
+
+    private func gelu(_ x: Tensor) -> Tensor { halfPrecisionGELU ? x.geluTanhHalfTable() : x.geluTanh() }
 }
 
 /// One decoder layer: attention and feed-forward, each with its norms, each added to the residual

@@ -56,6 +56,12 @@ open class DecoderModel: Module, TrainableModel {
         set { for l in layers { l.attention.halfPrecision = newValue } }
     }
 
+    /// Whether GELU goes through ggml's F16 table as llama.cpp's does (GGUF models).
+    public var halfPrecisionGELU: Bool {
+        get { layers.first?.mlp.halfPrecisionGELU ?? false }
+        set { for l in layers { l.mlp.halfPrecisionGELU = newValue } }
+    }
+
     // MARK: Forward
 
     /// The residual stream after the last layer, before the final norm: (N, C).

@@ -70,6 +70,7 @@ public enum GGUFGPT2 {
                         embedPositions: try weights.embedding("position_embd.weight", config.contextLength, c), layers: layers,
                         norm: try norm("output_norm"), lmHead: config.tiedEmbeddings ? nil : try weights.linear("output.weight", v, c), rng: rng)
         model.halfPrecisionAttention = weights.ggml
+        model.halfPrecisionGELU = weights.ggml
         return model
     }
 }

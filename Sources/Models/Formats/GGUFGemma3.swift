@@ -78,6 +78,7 @@ public enum GGUFGemma3 {
                            norm: try weights.rmsNorm("output_norm.weight", c, eps: config.rmsNormEpsilon),
                            lmHead: config.tiedEmbeddings ? nil : try weights.linear("output.weight", v, c), rng: rng)
         model.halfPrecisionAttention = weights.ggml
+        model.halfPrecisionGELU = weights.ggml
         return model
     }
 }

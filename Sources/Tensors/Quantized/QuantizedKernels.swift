@@ -300,7 +300,8 @@ public func linearGGML(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
     default: integerKernel = false
     }
     // Up to 16 rows (a batch of sequences decoding one token each), the integer kernel streams each
-    // weight row once for all of them; more rows (a prompt) go through dequantized panels + sgemm.
+    // weight row once for all of them; more rows (a prompt) go through the integer GEMM below where
+    // the machine has it, else through dequantized panels + sgemm.
     if int8KernelsAvailable && integerKernel && inputs <= 16 && !x.requiresGrad {
         guard x.rank >= 1, x.shape[x.rank - 1] == w.cols else {
             fatalError(ShapeError(op: "linear (\(w.type.name))", x.shape, w.shape).description)
@@ -311,6 +312,16 @@ public func linearGGML(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
         } else {
             quantizedGEMVInt8(x.data, inputs: inputs, w, out.data)
         }
+        return out
+    }
+    // More rows (a prompt) with AVX-512 VNNI: the same sums as 8-bit integers, 16 inputs per vector
+    // (Int8GEMM.swift), at several times the speed of sgemm over dequantized panels.
+    if int8GEMMAvailable && int8GEMMSupports(w.type) && inputs > 16 && !x.requiresGrad {
+        guard x.rank >= 1, x.shape[x.rank - 1] == w.cols else {
+            fatalError(ShapeError(op: "linear (\(w.type.name))", x.shape, w.shape).description)
+        }
+        let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.rows])
+        quantizedGEMMInt8(x.data, inputs: inputs, w, out.data)
         return out
     }
     guard w.type == .q4_1 || w.type == .q5_1 else { return linear(roundToBlocks(x, w.type.activationType), w) }
