@@ -69,7 +69,11 @@ import Testing
         try #require(greedy.status == 0, "\(greedy.err)")
         try greedy.out.write(to: URL(fileURLWithPath: dir + "/greedy.txt"))
 
-        let server = try Server(["--model", Self.model, "--port", "0", "--parallel", "2", "--max-queue", "4", "--api-key", "sekret"])
+        // Every token written as it comes (--stream-interval-ms 0): the test model writes its 200
+        // tokens in about one default interval, and a stream sent in one piece at its end may never
+        // find out that its client left, so the access log's "client gone" would be luck.
+        let server = try Server(["--model", Self.model, "--port", "0", "--parallel", "2", "--max-queue", "4", "--api-key", "sekret",
+                                 "--stream-interval-ms", "0"])
         let script = LlamaCommandLine.repo.appendingPathComponent("scripts/e2e/openai_client.py").path
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
