@@ -119,7 +119,7 @@ public final class Attention: Module {
         if halfPrecision { (q, k, v) = (roundToBlocks(q, .f16), roundToBlocks(k, .f16), roundToBlocks(v, .f16)) }
         var y: Tensor                                                    // (N, H·D)
         switch pass.batching {
-        case let .rectangular(batch) where halfPrecision && n / batch < halfPrecisionFewQueries && !q.requiresGrad && pass.recorder == nil:
+        case let .rectangular(batch) where halfPrecision && batch > 0 && n / batch < halfPrecisionFewQueries && !q.requiresGrad && pass.recorder == nil:
             let t = n / batch, width = hkv * d
             let spans = (0..<batch).map { b in
                 CachedAttentionSpan(row: b * t, queries: t, keys: k.data + b * t * width, values: v.data + b * t * width, length: t)
