@@ -55,7 +55,7 @@ enum LlamaCppAgreement {
             let same = zip(got, want).prefix { $0 == $1 }.count
             if same >= 16 { matches += 1 }
             report.append("\(same)/\(want.count)" + (same < want.count ? " (llama.cpp's top-2 gap there \(gaps[same]))" : ""))
-            let picks = try greedyAlong(model, prompt: prompt, trajectory: want)
+            let picks = try greedyPicks(model, prompt: prompt, count: want.count, along: want)
             for (step, pick) in picks.enumerated() where pick != want[step] { misses.append((n, step, gaps[step])) }
             steps += want.count
         }
@@ -65,19 +65,5 @@ enum LlamaCppAgreement {
         }
         #expect(Double(misses.count) <= maximumMisses * Double(steps), "\(misses.count) of \(steps) steps pick another token than llama.cpp's")
         #expect(matches >= minimumMatches, "identical prefix lengths per prompt: \(report)")
-    }
-
-    /// Our argmax at every step of a continuation whose tokens are llama.cpp's (fed back through
-    /// the cache whatever we would have picked).
-    static func greedyAlong(_ model: DecoderModel, prompt: [Int32], trajectory: [Int32]) throws -> [Int32] {
-        let cache = model.makeCache(capacity: prompt.count + trajectory.count)
-        var picks: [Int32] = []
-        var logits = try model.forward([SequenceInput(tokens: prompt, cache: cache)])          // (1, V)
-        for token in trajectory {
-            let row = logits.data
-            picks.append(Int32((0..<model.vocabularySize).max { row[$0] < row[$1] }!))
-            logits = try model.forward([SequenceInput(tokens: [token], cache: cache)])
-        }
-        return picks
     }
 }

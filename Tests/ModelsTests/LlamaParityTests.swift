@@ -156,14 +156,22 @@ import Tokenization
 
 /// The argmax continuation of `prompt`, fed token by token through the KV cache.
 func greedyContinuation(_ model: DecoderModel, prompt: [Int32], count: Int) throws -> [Int32] {
+    try greedyPicks(model, prompt: prompt, count: count)
+}
+
+/// Our argmax at each of `count` steps through the cache; the token fed back is our pick, or
+/// `trajectory`'s token at that step when one is given (another run's continuation).
+func greedyPicks(_ model: DecoderModel, prompt: [Int32], count: Int, along trajectory: [Int32]? = nil) throws -> [Int32] {
+    precondition(trajectory.map { $0.count >= count } ?? true, "greedyPicks: a trajectory shorter than \(count) steps")
     let cache = model.makeCache(capacity: prompt.count + count)
     var got: [Int32] = []
     var logits = try model.forward([SequenceInput(tokens: prompt, cache: cache)])          // (1, V): the last position only
     while got.count < count {
         let row = logits.data
         let next = Int32((0..<model.vocabularySize).max { row[$0] < row[$1] }!)
+        let fed = trajectory?[got.count] ?? next
         got.append(next)
-        logits = try model.forward([SequenceInput(tokens: [next], cache: cache)])
+        logits = try model.forward([SequenceInput(tokens: [fed], cache: cache)])
     }
     return got
 }

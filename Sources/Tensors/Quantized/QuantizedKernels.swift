@@ -290,7 +290,8 @@ func quantizeActivations(_ v: UnsafePointer<Float>, _ q: UnsafeMutablePointer<In
 /// y = x · Wᵀ in ggml's arithmetic: the input is first converted to the format ggml's CPU path
 /// uses against this weight type (`activationType`): 8-bit blocks of 32 for Q4_0/Q4_1/Q5_0/Q5_1/
 /// Q8_0, Q8_K (256 values) for the K-quants, F16 for F16. Integer dot products for a few rows when
-/// the build has AVX2 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K); otherwise the rounded activations
+/// the build has AVX2 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K), and for more rows when it has
+/// AVX-512 VNNI (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K); otherwise the rounded activations
 /// through the float kernels, plus Q4_1's and Q5_1's block-sum term (see below).
 public func linearGGML(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
     let inputs = x.count / max(w.cols, 1)
@@ -300,28 +301,22 @@ public func linearGGML(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
     default: integerKernel = false
     }
     // Up to 16 rows (a batch of sequences decoding one token each), the integer kernel streams each
-    // weight row once for all of them; more rows (a prompt) go through the integer GEMM below where
-    // the machine has it, else through dequantized panels + sgemm.
-    if int8KernelsAvailable && integerKernel && inputs <= 16 && !x.requiresGrad {
+    // weight row once for all of them; more rows (a prompt) go through the 8-bit GEMM where the
+    // machine has AVX-512 VNNI (Int8GEMM.swift: 16 inputs per vector), else through dequantized
+    // panels + sgemm.
+    let few = inputs <= 16
+    if !x.requiresGrad && (few ? int8KernelsAvailable && integerKernel : int8GEMMAvailable && int8GEMMSupports(w.type)) {
         guard x.rank >= 1, x.shape[x.rank - 1] == w.cols else {
             fatalError(ShapeError(op: "linear (\(w.type.name))", x.shape, w.shape).description)
         }
         let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.rows])
-        if w.type.isKQuant {
+        if !few {
+            quantizedGEMMInt8(x.data, inputs: inputs, w, out.data)
+        } else if w.type.isKQuant {
             quantizedGEMVInt8K(x.data, inputs: inputs, w, out.data)
         } else {
             quantizedGEMVInt8(x.data, inputs: inputs, w, out.data)
         }
-        return out
-    }
-    // More rows (a prompt) with AVX-512 VNNI: the same sums as 8-bit integers, 16 inputs per vector
-    // (Int8GEMM.swift), at several times the speed of sgemm over dequantized panels.
-    if int8GEMMAvailable && int8GEMMSupports(w.type) && inputs > 16 && !x.requiresGrad {
-        guard x.rank >= 1, x.shape[x.rank - 1] == w.cols else {
-            fatalError(ShapeError(op: "linear (\(w.type.name))", x.shape, w.shape).description)
-        }
-        let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [w.rows])
-        quantizedGEMMInt8(x.data, inputs: inputs, w, out.data)
         return out
     }
     guard w.type == .q4_1 || w.type == .q5_1 else { return linear(roundToBlocks(x, w.type.activationType), w) }
