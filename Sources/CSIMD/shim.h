@@ -88,3 +88,14 @@ static inline int llm_has_vnni(void) {
 #endif
 }
 #endif
+
+// One pause in a spin-wait (Parallel.swift's thread pool): the x86 `pause` instruction (tens of
+// cycles on current cores, and it tells the core that the loop only waits) or ARM's `yield`. A
+// plain Swift loop of adds would be removed by the optimizer, leaving a wait far shorter than meant.
+static inline __attribute__((always_inline)) void llm_spin_pause(void) {
+#if defined(__x86_64__)
+    _mm_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}

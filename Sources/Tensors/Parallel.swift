@@ -1,3 +1,4 @@
+import CSIMD
 import Dispatch
 import Foundation
 import Synchronization
@@ -154,8 +155,5 @@ final class ThreadPool: @unchecked Sendable {
     }
 }
 
-/// A moment's pause in a spin-wait (a few dependent adds; keeps the loop from hammering the cache line).
-@inline(__always) private func spinPause() {
-    var x = 0
-    withUnsafeMutablePointer(to: &x) { p in for _ in 0..<8 { p.pointee &+= 1 } }
-}
+/// A moment's pause in a spin-wait (the CPU's pause instruction: see llm_spin_pause in CSIMD/shim.h).
+@inline(__always) private func spinPause() { llm_spin_pause() }
