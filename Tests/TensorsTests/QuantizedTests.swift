@@ -74,8 +74,9 @@ import Tensors
 }
 
 /// ggml's arithmetic (activations quantized to 8-bit blocks before the product), computed three
-/// ways: the integer kernel (few rows), rounded activations through the float kernels (many rows),
-/// and a scalar reference written from ggml's block formulas in Double.
+/// ways: the integer kernel (few rows), the prompt path (many rows: the 8-bit GEMM on AVX-512 VNNI,
+/// else rounded activations through the float kernels), and a scalar reference written from ggml's
+/// block formulas in Double.
 @Suite struct GGMLArithmetic {
     static func half(_ v: Float) -> Double { Double(Float(Float16(v))) }
 
@@ -108,18 +109,18 @@ import Tensors
     }
 
     @Test(arguments: [GGMLType.q4_0, .q4_1, .q8_0])
-    func integerKernelFloatPathAndReferenceAgree(_ type: GGMLType) {
+    func fewRowsManyRowsAndReferenceAgree(_ type: GGMLType) {
         let rng = RandomGenerator(seed: 11)
         let w = QuantizedMatrix.quantize(Tensor.randn([70, 128], rng: rng), as: type)
-        let x = Tensor.randn([6, 128], rng: rng)
-        let many = linearGGML(x, w)                                  // 6 rows: rounded activations + float kernels
+        let x = Tensor.randn([20, 128], rng: rng)
+        let many = linearGGML(x, w)                                  // 20 rows: the prompt path (Int8GEMM.swift or float panels)
         for rows in 1...4 {
             let few = linearGGML(Tensor(shape: [rows, 128], Array(x.scalars[0..<(rows * 128)])), w)
             for i in 0..<(rows * 70) {
                 #expect(abs(few.data[i] - many.data[i]) <= 1e-4 * max(1, abs(many.data[i])), "\(type.name) \(rows) rows, element \(i)")
             }
         }
-        for r in 0..<6 {
+        for r in 0..<20 {
             let xr = Array(x.scalars[(r * 128)..<((r + 1) * 128)])
             for o in 0..<70 {
                 let want = Self.reference(xr, w, row: o)
@@ -152,14 +153,21 @@ import Tensors
 /// activations with the dequantized weights, up to the order of float additions; across input
 /// counts that leave a partial group of 16 and row counts that leave a partial tile of 4.
 @Suite struct PromptProductInGGMLArithmetic {
-    @Test(arguments: [GGMLType.q4_0, .q5_0, .q8_0, .q4_K, .q6_K])
+    @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K])
     func equalsTheFloatProductOfTheRoundedInputs(_ type: GGMLType) {
         let rng = RandomGenerator(seed: 31)
         for (rows, cols, inputs) in [(37, 512, 17), (8, 256, 40), (64, 768, 128)] {
             let w = QuantizedMatrix.random(type, rows: rows, cols: cols, rng: rng)
             let x = Tensor.randn([inputs, cols], rng: rng)
             let got = linearGGML(x, w)
-            let reference = linear(roundToBlocks(x, type.activationType), w)
+            let reference: Tensor
+            if type == .q4_1 || type == .q5_1 {
+                // Plus the minimums times ggml's F16 block sums in place of F16(d)·Σq.
+                let (rounded, correction) = roundToQ8WithSumCorrection(x)
+                reference = linear(rounded, w) + linear(correction, w.blockMinimums())
+            } else {
+                reference = linear(roundToBlocks(x, type.activationType), w)
+            }
             let dense = w.dequantized()
             var worst: Float = 0
             for i in 0..<inputs {

@@ -3,7 +3,7 @@ import CSIMD
 
 /// A prompt's product with block-quantized weights in ggml's arithmetic, as 8-bit integers:
 ///
-///   y (inputs, rows) = x (inputs, cols) · Wᵀ     W: Q4_0, Q5_0, Q8_0, Q4_K or Q6_K
+///   y (inputs, rows) = x (inputs, cols) · Wᵀ     W: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K or Q6_K
 ///
 /// The inputs are rounded to the blocks ggml's CPU path uses against W (Q8_0: a scale per 32
 /// values; Q8_K: per 256, for the K-quants), as `linearGGML` does for any input count. Every weight
@@ -15,12 +15,14 @@ import CSIMD
 ///   Q4_0: u = q_w,        a = d,        c = −8·d          Q5_0: u = q_w,  a = d,  c = −16·d
 ///   Q8_0: u = q_w + 128,  a = d,        c = −128·d
 ///   Q4_K: u = q_w,        a = d·scale,  c = −dmin·min     Q6_K: u = q_w,  a = d·scale,  c = −32·d·scale
+///   Q4_1, Q5_1: u = q_w,  a = d,        c = m, where the offset term is c·s_x instead: ggml's Q8_1
+///   activations carry each block's sum as s_x = F16(d_x·Σq) (unrounded d_x), which it multiplies by m
 ///
 /// Where c is a whole multiple of a (c = −o·a: every format but Q4_K), the offset is taken in
 /// integers, Σ u·q − o·Σ q = Σ (u − o)·q, which is exactly ggml's signed dot product: two large
 /// float terms that nearly cancel would lose digits. The integer sums are exact; the rest is float
 /// arithmetic, (d_w·d_x)·Σ as ggml's per-block kernels for the 32-value formats, in another order
-/// for the K-quants (as for the few-row kernels). The 16 lanes of a 512-bit vector are 16 inputs: one VNNI
+/// for the K-quants and for the block sums of Q4_1/Q5_1 (as for the few-row kernels). The 16 lanes of a 512-bit vector are 16 inputs: one VNNI
 /// instruction (vpdpbusd) adds 4 products to each of them, with the 4 weight bytes broadcast, so a
 /// tile of 4 weight rows × 16 inputs keeps 4 accumulators and needs no horizontal sums. Weight rows
 /// are decoded once per tile for all inputs; the inputs are packed once per product
@@ -34,30 +36,39 @@ let int8GEMMAvailable = llm_has_vnni512() != 0
 /// Whether `quantizedGEMMInt8` takes this weight type.
 func int8GEMMSupports(_ type: GGMLType) -> Bool {
     switch type {
-    case .q4_0, .q5_0, .q8_0, .q4_K, .q6_K: return true
+    case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K: return true
     default: return false
+    }
+}
+
+/// How a format's offset term c is added per sub-block (see `quantizedGEMMInt8`).
+private enum OffsetTerm {
+    case integer(shift: Int32)      // c = −2^shift·a: Σ (u − o)·q in integers (Q4_0, Q5_0, Q8_0, Q6_K)
+    case minimums                   // c·d_x·Σq beside a·d_x·Σu·q (Q4_K)
+    case blockSums                  // c·s_x with the activations' block sums (Q4_1, Q5_1)
+
+    init(_ type: GGMLType) {
+        switch type {
+        case .q4_0: self = .integer(shift: 3)
+        case .q5_0: self = .integer(shift: 4)
+        case .q8_0: self = .integer(shift: 7)
+        case .q6_K: self = .integer(shift: 5)
+        case .q4_1, .q5_1: self = .blockSums
+        default: self = .minimums
+        }
     }
 }
 
 /// Values per sub-block (one scale a, one offset c) in the unsigned-byte form of a weight row.
 @inline(__always) private func subBlockSize(_ type: GGMLType) -> Int { type == .q6_K ? 16 : 32 }
 
-/// log2 of the offset o where c = −o·a (Q4_0 8, Q5_0 16, Q8_0 128, Q6_K 32); nil for Q4_K.
-@inline(__always) private func offsetShift(_ type: GGMLType) -> Int32? {
-    switch type {
-    case .q4_0: return 3
-    case .q5_0: return 4
-    case .q8_0: return 7
-    case .q6_K: return 5
-    default: return nil
-    }
-}
-
 /// y (inputs, rows) = x (inputs, cols) · Wᵀ for `int8GEMMSupports(w.type)`.
 func quantizedGEMMInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix, _ y: UnsafeMutablePointer<Float>) {
     precondition(int8GEMMSupports(w.type), "quantizedGEMMInt8: \(w.type.name) is not supported")
     let cols = w.cols, s = subBlockSize(w.type), subBlocks = cols / s
-    let packed = PackedInputs(x, inputs: inputs, cols: cols, activations: w.type.activationType, subBlock: s)
+    let offset = OffsetTerm(w.type)
+    let packed = PackedInputs(x, inputs: inputs, cols: cols, activations: w.type.activationType, subBlock: s,
+                              withBlockSums: w.type == .q4_1 || w.type == .q5_1)
     defer { packed.deallocate() }
     Parallel.forEachChunkDynamic(w.rows, grain: 16) { rows in
         // 4 weight rows as bytes (4, cols), their scales and offsets (4, subBlocks); missing rows
@@ -79,7 +90,7 @@ func quantizedGEMMInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
                 }
             }
             for g in 0..<packed.groups {
-                let sums = tile4x16(UnsafeRawPointer(u), cols: cols, a, c, subBlocks: subBlocks, subBlock: s, shift: offsetShift(w.type),
+                let sums = tile4x16(UnsafeRawPointer(u), cols: cols, a, c, subBlocks: subBlocks, subBlock: s, offset: offset,
                                     packed, group: g)
                 let lanes = min(16, inputs - 16 * g)
                 for t in 0..<n {
@@ -96,7 +107,7 @@ func quantizedGEMMInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
 /// 4 weight rows × the 16 inputs of group g: (Σ_k w_k·x_k per input) for each of the 4 rows.
 @inline(__always)
 private func tile4x16(_ u: UnsafeRawPointer, cols: Int, _ a: UnsafePointer<Float>, _ c: UnsafePointer<Float>, subBlocks: Int,
-                      subBlock s: Int, shift: Int32?, _ p: PackedInputs, group g: Int) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
+                      subBlock s: Int, offset: OffsetTerm, _ p: PackedInputs, group g: Int) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
     var y0 = SIMD16<Float>(), y1 = SIMD16<Float>(), y2 = SIMD16<Float>(), y3 = SIMD16<Float>()
     let q = UnsafeRawPointer(p.q) + g * cols * 16                  // (cols/4 quads, 16 lanes, 4 bytes)
     let d = p.d + g * subBlocks * 16, sq = p.sums + g * subBlocks * 16
@@ -118,15 +129,21 @@ private func tile4x16(_ u: UnsafeRawPointer, cols: Int, _ a: UnsafePointer<Float
             k += 4
         }
         let dx = UnsafeRawPointer(d + 16 * j).load(as: SIMD16<Float>.self)
-        let qsum = UnsafeRawPointer(sq + 16 * j).load(as: SIMD16<Int32>.self)
-        if let shift {                                             // Σ (u − o)·q in integers, then (d_w·d_x)·Σ
-            let offset = qsum &<< shift
+        switch offset {
+        case .integer(let shift):                                  // Σ (u − o)·q in integers, then (d_w·d_x)·Σ
+            let offset = UnsafeRawPointer(sq + 16 * j).load(as: SIMD16<Int32>.self) &<< shift
             y0 += (dx * a[j]) * llm_float_x16(i0 &- offset)
             y1 += (dx * a1[j]) * llm_float_x16(i1 &- offset)
             y2 += (dx * a2[j]) * llm_float_x16(i2 &- offset)
             y3 += (dx * a3[j]) * llm_float_x16(i3 &- offset)
-        } else {                                                   // Q4_K: the minimums' term beside
-            let sx = llm_float_x16(qsum)
+        case .blockSums:                                           // Q4_1, Q5_1: (d_w·d_x)·Σu·q + m·s_x
+            let sx = UnsafeRawPointer(p.blockSums! + g * subBlocks * 16 + 16 * j).load(as: SIMD16<Float>.self)
+            y0 += (dx * a[j]) * llm_float_x16(i0) + c[j] * sx
+            y1 += (dx * a1[j]) * llm_float_x16(i1) + c1[j] * sx
+            y2 += (dx * a2[j]) * llm_float_x16(i2) + c2[j] * sx
+            y3 += (dx * a3[j]) * llm_float_x16(i3) + c3[j] * sx
+        case .minimums:                                            // Q4_K: the minimums' term beside
+            let sx = llm_float_x16(UnsafeRawPointer(sq + 16 * j).load(as: SIMD16<Int32>.self))
             y0 += dx * (a[j] * llm_float_x16(i0) + c[j] * sx)
             y1 += dx * (a1[j] * llm_float_x16(i1) + c1[j] * sx)
             y2 += dx * (a2[j] * llm_float_x16(i2) + c2[j] * sx)
@@ -141,14 +158,18 @@ private func tile4x16(_ u: UnsafeRawPointer, cols: Int, _ a: UnsafePointer<Float
 ///   q     (groups, cols/4, 16, 4) int8: for each 4 consecutive values, the 16 inputs' side by side
 ///   d     (groups, subBlocks, 16): the scale of the activation block holding each sub-block
 ///   sums  (groups, subBlocks, 16) int32: Σ q over each sub-block
+///   blockSums (groups, subBlocks, 16), only with `withBlockSums` (32-value blocks): ggml's Q8_1
+///         sum s = F16(d·Σq), d unrounded, that Q4_1 and Q5_1 multiply by their minimums
 struct PackedInputs {
     let groups: Int
     let q: UnsafeMutablePointer<Int8>
     let d: UnsafeMutablePointer<Float>
     let sums: UnsafeMutablePointer<Int32>
+    let blockSums: UnsafeMutablePointer<Float>?
 
-    init(_ x: UnsafePointer<Float>, inputs: Int, cols: Int, activations: GGMLType, subBlock s: Int) {
+    init(_ x: UnsafePointer<Float>, inputs: Int, cols: Int, activations: GGMLType, subBlock s: Int, withBlockSums: Bool = false) {
         precondition(activations == .q8_0 || activations == .q8_K, "PackedInputs: \(activations.name) activations")
+        precondition(!withBlockSums || (activations == .q8_0 && s == 32), "PackedInputs: block sums are for 32-value blocks")
         let block = activations == .q8_K ? 256 : 32, subBlocks = cols / s
         groups = (inputs + 15) / 16
         q = UnsafeMutableRawPointer.allocate(byteCount: groups * cols * 16, alignment: 64).bindMemory(to: Int8.self, capacity: groups * cols * 16)
@@ -157,17 +178,30 @@ struct PackedInputs {
         q.update(repeating: 0, count: groups * cols * 16)
         d.update(repeating: 0, count: groups * subBlocks * 16)
         sums.update(repeating: 0, count: groups * subBlocks * 16)
-        let (q, d, sums) = (q, d, sums)
+        if withBlockSums {
+            let b = UnsafeMutableRawPointer.allocate(byteCount: groups * subBlocks * 64, alignment: 64).bindMemory(to: Float.self, capacity: groups * subBlocks * 16)
+            b.update(repeating: 0, count: groups * subBlocks * 16)
+            blockSums = b
+        } else {
+            blockSums = nil
+        }
+        let (q, d, sums, blockSums) = (q, d, sums, blockSums)
         Parallel.forEachChunk(inputs, grain: 4) { range in
             let row = UnsafeMutablePointer<Int8>.allocate(capacity: cols)
             let blockScale = UnsafeMutablePointer<Float>.allocate(capacity: cols / block)
+            let blockSum = UnsafeMutablePointer<Float>.allocate(capacity: cols / block)
             let bsums = UnsafeMutablePointer<Int16>.allocate(capacity: 16)
-            defer { row.deallocate(); blockScale.deallocate(); bsums.deallocate() }
+            defer { row.deallocate(); blockScale.deallocate(); blockSum.deallocate(); bsums.deallocate() }
             for i in range {
                 let xi = x + i * cols
                 for b in 0..<(cols / block) {
-                    blockScale[b] = block == 256 ? quantizeQ8_K(xi + 256 * b, row + 256 * b, bsums)
-                                                 : quantizeActivations(xi + 32 * b, row + 32 * b).d
+                    if block == 256 {
+                        blockScale[b] = quantizeQ8_K(xi + 256 * b, row + 256 * b, bsums)
+                    } else {
+                        let (d, sum, dRaw) = quantizeActivations(xi + 32 * b, row + 32 * b)
+                        blockScale[b] = d
+                        blockSum[b] = Float(Float16(dRaw * Float(sum)))
+                    }
                 }
                 let g = i / 16, lane = i % 16
                 let qg = UnsafeMutableRawPointer(q + g * cols * 16)
@@ -180,12 +214,13 @@ struct PackedInputs {
                     for k in (j * s)..<((j + 1) * s) { sum += Int32(row[k]) }
                     sums[(g * subBlocks + j) * 16 + lane] = sum
                     d[(g * subBlocks + j) * 16 + lane] = blockScale[j * s / block]
+                    blockSums?[(g * subBlocks + j) * 16 + lane] = blockSum[j]      // (32-value blocks: j is the block)
                 }
             }
         }
     }
 
-    func deallocate() { q.deallocate(); d.deallocate(); sums.deallocate() }
+    func deallocate() { q.deallocate(); d.deallocate(); sums.deallocate(); blockSums?.deallocate() }
 }
 
 /// Weight row r as unsigned bytes u (cols), with a scale a and an offset c per sub-block (see
@@ -205,6 +240,22 @@ private func unsignedRow(_ w: QuantizedMatrix, _ r: Int, _ u: UnsafeMutableRawPo
             var low = raw & 0x0F, high = raw &>> 4
             if five {
                 let qh = blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
+                low |= fifthBits(qh, first: 0)
+                high |= fifthBits(qh, first: 16)
+            }
+            o.storeBytes(of: low, as: SIMD16<UInt8>.self)
+            o.storeBytes(of: high, toByteOffset: 16, as: SIMD16<UInt8>.self)
+        }
+    case .q4_1, .q5_1:
+        let five = w.type == .q5_1, bytes = five ? 24 : 20
+        for b in 0..<(w.cols / 32) {
+            let blk = row + b * bytes, o = u + 32 * b
+            a[b] = loadHalf(blk)
+            c[b] = loadHalf(blk, 2)                                                              // m
+            let raw = blk.loadUnaligned(fromByteOffset: five ? 8 : 4, as: SIMD16<UInt8>.self)  // values j and j + 16 in byte j
+            var low = raw & 0x0F, high = raw &>> 4
+            if five {
+                let qh = blk.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
                 low |= fifthBits(qh, first: 0)
                 high |= fifthBits(qh, first: 16)
             }

@@ -291,7 +291,7 @@ func quantizeActivations(_ v: UnsafePointer<Float>, _ q: UnsafeMutablePointer<In
 /// uses against this weight type (`activationType`): 8-bit blocks of 32 for Q4_0/Q4_1/Q5_0/Q5_1/
 /// Q8_0, Q8_K (256 values) for the K-quants, F16 for F16. Integer dot products for a few rows when
 /// the build has AVX2 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K), and for more rows when it has
-/// AVX-512 VNNI (Q4_0, Q5_0, Q8_0, Q4_K, Q6_K); otherwise the rounded activations
+/// AVX-512 VNNI (the same types); otherwise the rounded activations
 /// through the float kernels, plus Q4_1's and Q5_1's block-sum term (see below).
 public func linearGGML(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
     let inputs = x.count / max(w.cols, 1)
