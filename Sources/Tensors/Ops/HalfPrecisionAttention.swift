@@ -37,7 +37,8 @@ public func halfPrecisionAttention(q: Tensor, spans: [CachedAttentionSpan], head
     var firstTask = [0]
     for s in spans { firstTask.append(firstTask.last! + s.queries * h) }
     let qd = q.data, od = out.data
-    Parallel.forEachChunk(firstTask.last!, grain: 4) { tasks in
+    // Tasks differ in length (each sequence has its own number of keys): threads claim pieces as they go.
+    Parallel.forEachChunkDynamic(firstTask.last!, grain: 4) { tasks in
         let query = UnsafeMutablePointer<Float>.allocate(capacity: d)
         let acc = UnsafeMutablePointer<Float>.allocate(capacity: d)            // F16 values
         defer { query.deallocate(); acc.deallocate() }

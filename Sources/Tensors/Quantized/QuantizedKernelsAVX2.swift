@@ -23,12 +23,6 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
     let sx = UnsafeMutablePointer<Float>.allocate(capacity: inputs * nb)
     let sumq = UnsafeMutablePointer<Int32>.allocate(capacity: inputs * nb)
     defer { qx.deallocate(); dx.deallocate(); sx.deallocate(); sumq.deallocate() }
-    for i in 0..<(inputs * nb) {
-        let (d, sum, dRaw) = quantizeActivations(x + i * 32, qx + i * 32)
-        dx[i] = d
-        sx[i] = Float(Float16(dRaw * Float(sum)))
-        sumq[i] = sum
-    }
     let raw = UnsafeRawPointer(qx)
     // Input rows go in groups of 8, 4 or 1 (a batch of sequences decoding together): each weight
     // block is unpacked once per group, whose sums stay in registers. Groups of 8 come first, then
@@ -37,10 +31,20 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
     @inline(__always) func groupSize(_ g: Int) -> Int { inputs - g >= 8 ? 8 : inputs - g >= 4 ? 4 : 1 }
     var grouped = 0                                          // the inputs in groups of 8 or 4
     while grouped < inputs && groupSize(grouped) > 1 { grouped += groupSize(grouped) }
-    // Q4_1 and Q5_1 in groups take their inputs in pairs (`dotRowPairs`, `pairedInputs`). Not
+    // Q4_1 and Q5_1 in groups take their inputs in pairs (`dotRowPairs`, `PairedInputs`). Not
     // for fewer than 4 inputs, which all go one by one: token-by-token decoding allocates nothing more.
-    let pairs = (w.type == .q4_1 || w.type == .q5_1) && grouped > 0 ? pairedInputs(grouped, nb: nb, qx, dx, sx) : nil
-    defer { pairs?.x.deallocate(); pairs?.d.deallocate(); pairs?.s.deallocate() }
+    let pairs = (w.type == .q4_1 || w.type == .q5_1) && grouped > 0 ? PairedInputs(grouped, nb: nb) : nil
+    defer { pairs?.deallocate() }
+    // Quantizing the inputs is work for both threads once there are a few rows of them (a batch).
+    Parallel.forEachChunk(inputs * nb, grain: 64) { blocks in
+        for i in blocks {
+            let (d, sum, dRaw) = quantizeActivations(x + i * 32, qx + i * 32)
+            dx[i] = d
+            sx[i] = Float(Float16(dRaw * Float(sum)))
+            sumq[i] = sum
+            if let pairs, i < grouped * nb { pairs.place(i / nb, i % nb, qx + i * 32, d: d, s: sx[i]) }
+        }
+    }
     // (The row loop below touches no arrays: per-row ARC traffic on a shared array costs more than
     // the arithmetic when both threads do it.)
     // One input row of Q8_0/Q5_0 (token-by-token decoding): four weight rows at a time, so four
@@ -176,24 +180,30 @@ private func dotRows4Q5_0(_ row: UnsafeRawPointer, rowBytes: Int, nb: Int, _ xq:
 ///   2p + 1's); the group at row g starts at float g·nb·8.
 /// - s: the block sums lane by lane, row i of block b at ((i / 8)·nb + b)·8 + i % 8 (so the
 ///   offset terms of a group add as one vector); the group at row g (a multiple of 8) starts at g·nb.
-private func pairedInputs(_ paired: Int, nb: Int, _ qx: UnsafePointer<Int8>, _ dx: UnsafePointer<Float>, _ sx: UnsafePointer<Float>)
-    -> (x: UnsafeMutablePointer<Int8>, d: UnsafeMutablePointer<Float>, s: UnsafeMutablePointer<Float>) {
-    let cols = nb * 32, groups = (paired + 7) / 8
-    let x = UnsafeMutablePointer<Int8>.allocate(capacity: paired * cols)
-    let d = UnsafeMutablePointer<Float>.allocate(capacity: paired * nb * 8)
-    let s = UnsafeMutablePointer<Float>.allocate(capacity: groups * nb * 8)
-    s.update(repeating: 0, count: groups * nb * 8)
-    for i in 0..<paired { for b in 0..<nb { s[((i / 8) * nb + b) * 8 + i % 8] = sx[i * nb + b] } }
-    for i in stride(from: 0, to: paired, by: 2) {
-        for b in 0..<nb {
-            let o = (i / 2 * nb + b)
-            (x + o * 64).update(from: qx + i * cols + b * 32, count: 32)
-            (x + o * 64 + 32).update(from: qx + (i + 1) * cols + b * 32, count: 32)
-            (d + o * 16).update(repeating: dx[i * nb + b], count: 8)
-            (d + o * 16 + 8).update(repeating: dx[(i + 1) * nb + b], count: 8)
-        }
+private struct PairedInputs {
+    let nb: Int
+    let x: UnsafeMutablePointer<Int8>
+    let d: UnsafeMutablePointer<Float>
+    let s: UnsafeMutablePointer<Float>
+
+    init(_ paired: Int, nb: Int) {
+        let groups = (paired + 7) / 8
+        self.nb = nb
+        x = .allocate(capacity: paired * nb * 32)
+        d = .allocate(capacity: paired * nb * 8)
+        s = .allocate(capacity: groups * nb * 8)
+        s.update(repeating: 0, count: groups * nb * 8)   // lanes past the last input of a group of 4
     }
-    return (x, d, s)
+
+    /// Input row i's block b (32 values q, scale d, block sum s) in its places.
+    @inline(__always) func place(_ i: Int, _ b: Int, _ q: UnsafePointer<Int8>, d di: Float, s si: Float) {
+        let o = (i / 2 * nb + b), half = i % 2
+        (x + o * 64 + 32 * half).update(from: q, count: 32)
+        (d + o * 16 + 8 * half).update(repeating: di, count: 8)
+        s[((i / 8) * nb + b) * 8 + i % 8] = si
+    }
+
+    func deallocate() { x.deallocate(); d.deallocate(); s.deallocate() }
 }
 
 /// One Q4_1 or Q5_1 weight row against a group of 8 (or 4) quantized input rows taken in pairs:
