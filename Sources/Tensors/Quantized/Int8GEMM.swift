@@ -229,33 +229,18 @@ private func unsignedRow(_ w: QuantizedMatrix, _ r: Int, _ u: UnsafeMutableRawPo
                          _ c: UnsafeMutablePointer<Float>) {
     let row = w.bytes + r * w.rowBytes
     switch w.type {
-    case .q4_0, .q5_0:
-        let five = w.type == .q5_0, bytes = five ? 22 : 18
+    case .q4_0, .q5_0, .q4_1, .q5_1:
+        let five = w.type == .q5_0 || w.type == .q5_1, minimums = w.type == .q4_1 || w.type == .q5_1
+        let header = minimums ? 4 : 2                                   // d (and m), then Q5's fifth bits, then nibbles
         for b in 0..<(w.cols / 32) {
-            let blk = row + b * bytes, o = u + 32 * b
+            let blk = row + b * w.type.blockBytes, o = u + 32 * b
             let d = loadHalf(blk)
             a[b] = d
-            c[b] = five ? -16 * d : -8 * d
-            let raw = blk.loadUnaligned(fromByteOffset: five ? 6 : 2, as: SIMD16<UInt8>.self)   // values j and j + 16 in byte j
+            c[b] = minimums ? loadHalf(blk, 2) : five ? -16 * d : -8 * d
+            let raw = blk.loadUnaligned(fromByteOffset: header + (five ? 4 : 0), as: SIMD16<UInt8>.self)   // values j and j + 16 in byte j
             var low = raw & 0x0F, high = raw &>> 4
             if five {
-                let qh = blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
-                low |= fifthBits(qh, first: 0)
-                high |= fifthBits(qh, first: 16)
-            }
-            o.storeBytes(of: low, as: SIMD16<UInt8>.self)
-            o.storeBytes(of: high, toByteOffset: 16, as: SIMD16<UInt8>.self)
-        }
-    case .q4_1, .q5_1:
-        let five = w.type == .q5_1, bytes = five ? 24 : 20
-        for b in 0..<(w.cols / 32) {
-            let blk = row + b * bytes, o = u + 32 * b
-            a[b] = loadHalf(blk)
-            c[b] = loadHalf(blk, 2)                                                              // m
-            let raw = blk.loadUnaligned(fromByteOffset: five ? 8 : 4, as: SIMD16<UInt8>.self)  // values j and j + 16 in byte j
-            var low = raw & 0x0F, high = raw &>> 4
-            if five {
-                let qh = blk.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+                let qh = blk.loadUnaligned(fromByteOffset: header, as: UInt32.self)
                 low |= fifthBits(qh, first: 0)
                 high |= fifthBits(qh, first: 16)
             }
