@@ -1,7 +1,8 @@
 // x86 SIMD intrinsics (the compiler's own immintrin.h), for the 8-bit integer dot products of the
 // quantized kernels (Tensors/Quantized/QuantizedKernelsAVX2.swift). Swift's portable SIMD types
 // cannot express pmaddubsw / pmaddwd, which multiply bytes and add neighbours in one step.
-// Only imported when the package was configured with LLM_AVX2 (see Package.swift).
+// The kernels import it when the package was configured with LLM_AVX2 (see Package.swift); the
+// thread pool imports it everywhere for llm_spin_pause (at the end), the one part for every CPU.
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
