@@ -198,9 +198,7 @@ struct PackedInputs {
                     if block == 256 {
                         blockScale[b] = quantizeQ8_K(xi + 256 * b, row + 256 * b, bsums)
                     } else {
-                        let (d, sum, dRaw) = quantizeActivations(xi + 32 * b, row + 32 * b)
-                        blockScale[b] = d
-                        blockSum[b] = Float(Float16(dRaw * Float(sum)))
+                        (blockScale[b], _, blockSum[b]) = quantizeActivations(xi + 32 * b, row + 32 * b)
                     }
                 }
                 let g = i / 16, lane = i % 16

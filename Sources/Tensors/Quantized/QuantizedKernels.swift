@@ -248,8 +248,12 @@ func roundToQ8_K(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) 
 struct ActivationBlock {
     var low: SIMD16<Float>, high: SIMD16<Float>      // q as floats (integers in −127…127)
     var d: Float                                     // F16(max|x|/127)
-    var dRaw: Float                                  // max|x|/127 unrounded (for Q4_1's s)
+    var dRaw: Float                                  // max|x|/127 unrounded (for `blockSum`)
     var sum: Float                                   // Σq, exact
+
+    /// ggml's Q8_1 block sum s = F16(d·Σq) with d unrounded, which Q4_1 and Q5_1 multiply by
+    /// their block minimums.
+    var blockSum: Float { Float(Float16(dRaw * sum)) }
 }
 
 @inline(__always)
@@ -279,12 +283,12 @@ func storeBlock(_ blk: ActivationBlock, _ out: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(out + 16).storeBytes(of: blk.high * blk.d, as: SIMD16<Float>.self)
 }
 
-/// The same block as int8 values into `q` (for the integer kernels); returns (d, Σq, dRaw).
+/// The same block as int8 values into `q` (for the integer kernels); returns (d, Σq, Q8_1's block sum s).
 @inline(__always)
-func quantizeActivations(_ v: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>) -> (d: Float, sum: Int32, dRaw: Float) {
+func quantizeActivations(_ v: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>) -> (d: Float, sum: Int32, blockSum: Float) {
     let blk = activationBlock(v)
     for k in 0..<16 { q[k] = Int8(blk.low[k]); q[16 + k] = Int8(blk.high[k]) }
-    return (blk.d, Int32(blk.sum), blk.dRaw)
+    return (blk.d, Int32(blk.sum), blk.blockSum)
 }
 
 /// y = x · Wᵀ in ggml's arithmetic: the input is first converted to the format ggml's CPU path
@@ -341,7 +345,7 @@ public func roundToQ8WithSumCorrection(_ x: Tensor) -> (rounded: Tensor, correct
             for b in 0..<nb {
                 let blk = activationBlock(px + r * c + b * 32)
                 storeBlock(blk, pr + r * c + b * 32)
-                pc[r * nb + b] = Float(Float16(blk.dRaw * blk.sum)) - blk.d * blk.sum
+                pc[r * nb + b] = blk.blockSum - blk.d * blk.sum
             }
         }
     }

@@ -38,9 +38,9 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
     // Quantizing the inputs is work for both threads once there are a few rows of them (a batch).
     Parallel.forEachChunk(inputs * nb, grain: 64) { blocks in
         for i in blocks {
-            let (d, sum, dRaw) = quantizeActivations(x + i * 32, qx + i * 32)
+            let (d, sum, blockSum) = quantizeActivations(x + i * 32, qx + i * 32)
             dx[i] = d
-            sx[i] = Float(Float16(dRaw * Float(sum)))
+            sx[i] = blockSum
             sumq[i] = sum
             if let pairs, i < grouped * nb { pairs.place(i / nb, i % nb, qx + i * 32, d: d, s: sx[i]) }
         }
