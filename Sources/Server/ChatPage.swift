@@ -184,7 +184,8 @@ async function send(text) {
             // text is still held back, such as part of a character, shows with the next one).
             const span = document.createElement("span");
             span.className = "tok";
-            span.textContent = piece;
+            // A line break draws nothing to click (a zero-size box): it shows as ↵ before the break.
+            span.textContent = piece.replace(/\n/g, "\u21b5\n");
             const entry = entries[entries.length - 1];
             span.style.background = shade(Math.exp(entry.logprob));
             span.title = `${(100 * Math.exp(entry.logprob)).toFixed(1)}%`;
