@@ -25,7 +25,7 @@ enum ChatPage {
   textarea { resize: vertical; }
   main { display: flex; flex-direction: column; }
   #log { flex: 1; overflow: auto; padding: 18px; }
-  .msg { max-width: 760px; margin: 0 auto 12px; padding: 10px 13px; border-radius: 8px; white-space: pre-wrap; word-wrap: break-word; }
+  .msg { max-width: 760px; margin: 0 auto 12px; padding: 10px 13px; border-radius: 8px; white-space: break-spaces; word-wrap: break-word; }
   .user { background: var(--user); }
   .assistant { background: var(--bot); border: 1px solid var(--line); }
   .error { background: #fbeaea; color: #8a1f1f; }
@@ -123,6 +123,24 @@ function showToken(span, entry) {
   $("detail").innerHTML = `<p><code>${escapeHTML(JSON.stringify(entry.token))}</code> had probability <b>${(100 * Math.exp(entry.logprob)).toFixed(2)}%</b> (log-probability ${entry.logprob.toFixed(3)}).</p><p class="legend">What the model weighed at this position:</p><table>${rows}</table>`;
 }
 
+// Generated text as the reply shows it. Characters that draw nothing would leave a token with
+// a zero-size box that cannot be clicked, and would hide what the model wrote: a line break
+// shows as ↵ before the break, other control characters as their Unicode pictures (form feed
+// ␌, carriage return ␍), invisible format characters (zero-width space, BOM) as ⟨U+XXXX⟩.
+// A piece that starts with a combining mark (its base came in the token before) shows the mark
+// on a dotted circle ◌, as Unicode draws a mark alone. Spaces keep their width at the end of a
+// line through the bubble's `white-space: break-spaces`.
+function visibleText(piece) {
+  return piece.replace(/^\p{M}/u, "\u25cc$&").replace(/[\p{Cc}\p{Cf}]/gu, (c) => {
+    const code = c.codePointAt(0);
+    if (c === "\n") return "\u21b5\n";
+    if (c === "\t") return c;
+    if (code < 0x20) return String.fromCodePoint(0x2400 + code);
+    if (code === 0x7f) return "\u2421";
+    return `\u27e8U+${code.toString(16).toUpperCase().padStart(4, "0")}\u27e9`;
+  });
+}
+
 function escapeHTML(s) {
   return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
 }
@@ -184,15 +202,14 @@ async function send(text) {
             // text is still held back, such as part of a character, shows with the next one).
             const span = document.createElement("span");
             span.className = "tok";
-            // A line break draws nothing to click (a zero-size box): it shows as ↵ before the break.
-            span.textContent = piece.replace(/\n/g, "\u21b5\n");
+            span.textContent = visibleText(piece);
             const entry = entries[entries.length - 1];
             span.style.background = shade(Math.exp(entry.logprob));
             span.title = `${(100 * Math.exp(entry.logprob)).toFixed(1)}%`;
             span.addEventListener("click", () => showToken(span, entry));
             reply.appendChild(span);
           } else if (piece) {
-            reply.appendChild(document.createTextNode(piece));
+            reply.appendChild(document.createTextNode(visibleText(piece)));
           }
           if (choice.finish_reason) finish = choice.finish_reason;
         }

@@ -121,6 +121,12 @@ import Testing
         #expect(tokens > 0, "no generated token was drawn")
         let meta = try driver.run("return document.querySelector('.msg.assistant .meta').textContent") as? String ?? ""
         #expect(meta.contains("tokens") && meta.contains("finish:"), "meta: \(meta)")
+        // Every token has a box to click, whatever the model sampled: characters that draw nothing
+        // (a form feed, a zero-width space, a line break) show as visible marks.
+        let shown = try driver.run(#"return visibleText("a\f\r\n\u200b\t\u007f") + visibleText("\u0301e")"#) as? String
+        #expect(shown == "a\u{240C}\u{240D}\u{21B5}\n\u{27E8}U+200B\u{27E9}\t\u{2421}\u{25CC}\u{301}e")
+        let sizeless = #"return [...document.querySelectorAll('.tok')].filter((s) => ![...s.getClientRects()].some((r) => r.width > 0 && r.height > 0)).map((s) => JSON.stringify(s.textContent))"#
+        #expect(try driver.run(sizeless) as? [String] == [], "tokens without a box to click")
         try driver.click(".msg.assistant .tok")
         let alternatives = try driver.run("return document.querySelectorAll('#detail tr').length") as? Int ?? 0
         #expect(alternatives == 5, "the token view lists the top 5 alternatives")
@@ -136,6 +142,7 @@ import Testing
         _ = try wait("const m = document.querySelectorAll('.msg.assistant')[1]; return m.dataset.done === '1' ? 1 : null", "the stopped reply")
         let stoppedMeta = try driver.run("return document.querySelectorAll('.msg.assistant')[1].querySelector('.meta').textContent") as? String ?? ""
         #expect(["finish: stopped", "finish: length", "finish: stop"].contains { stoppedMeta.contains($0) }, "meta: \(stoppedMeta)")
+        #expect(try driver.run(sizeless) as? [String] == [], "tokens without a box to click")
         try driver.screenshot(to: shots + "/chat-stopped.png")
     }
 }
