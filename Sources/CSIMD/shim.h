@@ -88,6 +88,24 @@ static inline int llm_has_vnni(void) {
     return 0;
 #endif
 }
+
+// An IEEE half (the 16 bits of h) as a float, exactly: vmovd then F16C's vcvtph2ps, both of which
+// write their whole register. Written as two instructions because the compiler, given the
+// intrinsics (_cvtsh_ss, or _mm_cvtph_ps of _mm_cvtsi32_si128), emits vpinsrw into the low lanes of
+// a register it picks freely, so the conversion also waits for that register's last writer; in a
+// block loop that is often the running sum, and each block's scale then waited for the previous
+// block's sum (Tensors/Quantized/QuantizedMatrix.swift: loadHalf).
+static inline __attribute__((always_inline)) float llm_half_to_float(unsigned short h) {
+#if defined(__F16C__)
+    __m128 r;
+    __asm__("vmovd %k1, %0\n\tvcvtph2ps %0, %0" : "=x"(r) : "r"((unsigned)h));
+    return r[0];
+#else
+    _Float16 f;
+    __builtin_memcpy(&f, &h, 2);
+    return (float)f;
+#endif
+}
 #endif
 
 // One pause in a spin-wait (Parallel.swift's thread pool): the x86 `pause` instruction (tens of

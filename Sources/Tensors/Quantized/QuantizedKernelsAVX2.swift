@@ -47,23 +47,13 @@ func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMat
     }
     // (The row loop below touches no arrays: per-row ARC traffic on a shared array costs more than
     // the arithmetic when both threads do it.)
-    // One input row of Q8_0/Q5_0 (token-by-token decoding): four weight rows at a time, so four
-    // independent accumulation chains hide the FMA latency and the activation loads are shared.
-    // (Not for matrices far larger than the caches, such as an output head: there the rows stream
-    // from memory, and four interleaved streams read slower than one.)
-    let fourRows = inputs == 1 && (w.type == .q8_0 || w.type == .q5_0) && w.rows * w.rowBytes <= 16 << 20
+    // One weight row at a time, even for a single input row (token-by-token decoding): in a real
+    // model every matrix streams from memory, and four rows read at once (four accumulation chains
+    // sharing the activation loads) measured slower there than one row read straight through,
+    // although faster on a small matrix that stays in cache (SmolLM2 Q4_1: 92 against 120 tok/s;
+    // Gemma 3 Q4_K_M's Q8_0/Q5_0 matrices: 77 against 87).
     Parallel.forEachChunkDynamic(w.rows, grain: 32) { rows in
-        var r = rows.lowerBound
-        if fourRows {
-            while r + 4 <= rows.upperBound {
-                let row = w.bytes + r * w.rowBytes
-                let s = w.type == .q8_0 ? dotRows4Q8_0(row, rowBytes: w.rowBytes, nb: nb, raw, dx)
-                                        : dotRows4Q5_0(row, rowBytes: w.rowBytes, nb: nb, raw, dx)
-                y[r] = s[0]; y[r + 1] = s[1]; y[r + 2] = s[2]; y[r + 3] = s[3]
-                r += 4
-            }
-        }
-        for r in r..<rows.upperBound {
+        for r in rows {
             let row = w.bytes + r * w.rowBytes
             var g = 0
             while g < inputs {
@@ -132,44 +122,6 @@ private func dotRow1(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, _ xq: U
         preconditionFailure("quantizedGEMVInt8: \(type.name) is not a block format")
     }
     return acc.sum() + extra
-}
-
-/// Four consecutive Q8_0 or Q5_0 weight rows against one quantized input row: each row's sum is
-/// accumulated block by block exactly as `dotRow1` does (the same numbers), in four separate
-/// registers. (Separate functions, not inlined: inside the big caller the compiler stops inlining
-/// the loads and spills the accumulators.)
-@inline(never)
-private func dotRows4Q8_0(_ row: UnsafeRawPointer, rowBytes: Int, nb: Int, _ xq: UnsafeRawPointer,
-                          _ di: UnsafePointer<Float>) -> SIMD4<Float> {
-    let r0 = row, r1 = row + rowBytes, r2 = row + 2 * rowBytes, r3 = row + 3 * rowBytes
-    var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
-    for b in 0..<nb {
-        let o = b * 34, d = di[b]
-        let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-        a0 = signedStep(r0.loadUnaligned(fromByteOffset: o + 2, as: SIMD4<Int64>.self), xb, loadHalf(r0, o) * d, a0)
-        a1 = signedStep(r1.loadUnaligned(fromByteOffset: o + 2, as: SIMD4<Int64>.self), xb, loadHalf(r1, o) * d, a1)
-        a2 = signedStep(r2.loadUnaligned(fromByteOffset: o + 2, as: SIMD4<Int64>.self), xb, loadHalf(r2, o) * d, a2)
-        a3 = signedStep(r3.loadUnaligned(fromByteOffset: o + 2, as: SIMD4<Int64>.self), xb, loadHalf(r3, o) * d, a3)
-    }
-    let extra: Float = 0                           // as in dotRow1 (acc.sum() + extra)
-    return SIMD4(a0.sum() + extra, a1.sum() + extra, a2.sum() + extra, a3.sum() + extra)
-}
-
-@inline(never)
-private func dotRows4Q5_0(_ row: UnsafeRawPointer, rowBytes: Int, nb: Int, _ xq: UnsafeRawPointer,
-                          _ di: UnsafePointer<Float>) -> SIMD4<Float> {
-    let r0 = row, r1 = row + rowBytes, r2 = row + 2 * rowBytes, r3 = row + 3 * rowBytes
-    var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0
-    for b in 0..<nb {
-        let o = b * 22, d = di[b]
-        let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-        a0 = signedStep(fiveBitsSigned(r0 + o), xb, loadHalf(r0, o) * d, a0)
-        a1 = signedStep(fiveBitsSigned(r1 + o), xb, loadHalf(r1, o) * d, a1)
-        a2 = signedStep(fiveBitsSigned(r2 + o), xb, loadHalf(r2, o) * d, a2)
-        a3 = signedStep(fiveBitsSigned(r3 + o), xb, loadHalf(r3, o) * d, a3)
-    }
-    let extra: Float = 0
-    return SIMD4(a0.sum() + extra, a1.sum() + extra, a2.sum() + extra, a3.sum() + extra)
 }
 
 /// The first `paired` quantized inputs (those that go in groups of 8 or 4; the rest go one by one)
@@ -242,13 +194,6 @@ private func dotRowPairs(_ row: UnsafeRawPointer, five: Bool, nb: Int, eight: Bo
         out[6] = a3.lowHalf.sum() + extra[6]; out[7] = a3.highHalf.sum() + extra[7]
     }
     return out
-}
-
-/// acc + scale·(w·x) for one block of signed 8-bit weights (|w| × x with w's sign, as in dotRow1).
-@inline(__always)
-private func signedStep(_ wq: SIMD4<Int64>, _ xb: SIMD4<Int64>, _ scale: Float, _ acc: SIMD8<Float>) -> SIMD8<Float> {
-    let dot = llm_dot_u8s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xb, wq))
-    return _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(dot), acc)
 }
 
 /// One Q4_0, Q8_0 or Q5_0 weight row against n = 4 or 8 quantized input rows (Q4_1 and Q5_1 go
