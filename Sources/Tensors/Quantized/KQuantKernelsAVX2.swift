@@ -1,20 +1,21 @@
 #if LLM_AVX2
 import CSIMD
 
-/// ggml's arithmetic for a few input rows against Q4_K and Q6_K weights, with x86 integer SIMD
+/// ggml's arithmetic for a few input rows against Q4_K, Q5_K and Q6_K weights, with x86 integer SIMD
 /// (AVX2 only, so it runs on Zen 3 as well as on AVX-512 machines):
 ///
 ///   each input row is quantized to Q8_K per 256 values (`quantizeQ8_K`): d_x, int8 q, and the
 ///   sums of q per 16 (bsums);
-///   per super-block, the weight's unsigned 4- or 6-bit values and q are multiplied as integers
+///   per super-block, the weight's unsigned 4-, 5- or 6-bit values and q are multiplied as integers
 ///   (pmaddubsw, pairs added), times each sub-block's integer scale (pmaddwd), summed exactly in
 ///   int32, converted to float once and scaled by d_w·d_x:
 ///     Q4_K: y = Σ_sb d_x·d_w·Σ_j scale_j·(q_w·q)_j − d_x·dmin_w·Σ_j min_j·(bsum_2j + bsum_2j+1)
+///     Q5_K: as Q4_K, with 5-bit q_w (the fifth bits from qh)
 ///     Q6_K: y = Σ_sb d_x·d_w·(Σ_j scale_j·(q_w·q)_j − 32·Σ_j scale_j·bsum_j)
-/// as ggml's ggml_vec_dot_q4_K_q8_K / q6_K_q8_K do (the int32 sums are identical; only the order
+/// as ggml's ggml_vec_dot_q4_K_q8_K / q5_K_q8_K / q6_K_q8_K do (the int32 sums are identical; only the order
 /// of the float additions differs).
 
-/// y (inputs, rows) for Q4_K or Q6_K weights; inputs ≤ 16.
+/// y (inputs, rows) for Q4_K, Q5_K or Q6_K weights; inputs ≤ 16.
 func quantizedGEMVInt8K(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix, _ y: UnsafeMutablePointer<Float>) {
     let cols = w.cols, nb = cols / 256
     let qx = UnsafeMutablePointer<Int8>.allocate(capacity: inputs * cols)
@@ -22,27 +23,33 @@ func quantizedGEMVInt8K(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMa
     let bsums = UnsafeMutablePointer<Int16>.allocate(capacity: inputs * cols / 16)
     defer { qx.deallocate(); dx.deallocate(); bsums.deallocate() }
     for i in 0..<(inputs * nb) { dx[i] = quantizeQ8_K(x + i * 256, qx + i * 256, bsums + i * 16) }
-    let q6 = w.type == .q6_K
+    let q6 = w.type == .q6_K, five = w.type == .q5_K
     Parallel.forEachChunkDynamic(w.rows, grain: 32) { rows in
         for r in rows {
             let row = w.bytes + r * w.rowBytes
             for i in 0..<inputs {
                 let xq = UnsafeRawPointer(qx + i * cols), di = dx + i * nb, bs = bsums + i * cols / 16
-                y[i * w.rows + r] = q6 ? dotQ6_KInt8(row, nb: nb, xq, di, bs) : dotQ4_KInt8(row, nb: nb, xq, di, bs)
+                y[i * w.rows + r] = q6 ? dotQ6_KInt8(row, nb: nb, xq, di, bs) : dotQ4_KInt8(row, five: five, nb: nb, xq, di, bs)
             }
         }
     }
 }
 
-/// One Q4_K row · one Q8_K input row.
+/// One Q4_K row (or, with `five`, Q5_K) · one Q8_K input row. The two formats share the
+/// header (d, dmin, 12 bytes of 6-bit scales and mins); Q5_K then has 32 bytes qh, whose bit 2j
+/// of byte l is the fifth bit of value 64j + l and bit 2j + 1 that of value 64j + 32 + l, before
+/// the nibbles (144 + 32 = 176 bytes a super-block).
 @inline(__always)
-private func dotQ4_KInt8(_ row: UnsafeRawPointer, nb: Int, _ xq: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
+private func dotQ4_KInt8(_ row: UnsafeRawPointer, five: Bool, nb: Int, _ xq: UnsafeRawPointer, _ dx: UnsafePointer<Float>,
                          _ bsums: UnsafePointer<Int16>) -> Float {
-    let low4 = _mm256_set1_epi8(0x0F)
+    let low4 = _mm256_set1_epi8(0x0F), bit0 = _mm256_set1_epi8(0x01)
+    let blockBytes = five ? 176 : 144, nibbleOffset = five ? 48 : 16
     var acc = _mm256_setzero_ps()
     var accMin = _mm_setzero_ps()
     for b in 0..<nb {
-        let blk = row + b * 144, q8 = xq + b * 256
+        let blk = row + b * blockBytes, q8 = xq + b * 256
+        // Q5_K's fifth bits, shifted down by 2 per 64 values.
+        var qh = five ? blk.loadUnaligned(fromByteOffset: 16, as: SIMD4<Int64>.self) : _mm256_setzero_si256()
         // The 12 scale bytes → 8 scales (u0, u1) and 8 mins (u2, u3), one byte each (see scaleMin).
         let s0 = blk.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
         let s1 = blk.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
@@ -60,8 +67,13 @@ private func dotQ4_KInt8(_ row: UnsafeRawPointer, nb: Int, _ xq: UnsafeRawPointe
         var sumi = _mm256_setzero_si256()
         for j in 0..<4 {
             let scales = j < 2 ? u0 : u1, shift = UInt32(16 * (j & 1))
-            let bits = blk.loadUnaligned(fromByteOffset: 16 + 32 * j, as: SIMD4<Int64>.self)
-            let lo = _mm256_and_si256(bits, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low4)
+            let bits = blk.loadUnaligned(fromByteOffset: nibbleOffset + 32 * j, as: SIMD4<Int64>.self)
+            var lo = _mm256_and_si256(bits, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low4)
+            if five {                                   // + 16 where the value's fifth bit is set
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, bit0), 4))
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), bit0), 4))
+                qh = _mm256_srli_epi16(qh, 2)
+            }
             let pl = _mm256_maddubs_epi16(lo, q8.loadUnaligned(fromByteOffset: 64 * j, as: SIMD4<Int64>.self))
             let ph = _mm256_maddubs_epi16(hi, q8.loadUnaligned(fromByteOffset: 64 * j + 32, as: SIMD4<Int64>.self))
             let sl = _mm256_set1_epi16(Int16((scales >> shift) & 0xFF)), sh = _mm256_set1_epi16(Int16((scales >> (shift + 8)) & 0xFF))

@@ -294,14 +294,14 @@ func quantizeActivations(_ v: UnsafePointer<Float>, _ q: UnsafeMutablePointer<In
 /// y = x · Wᵀ in ggml's arithmetic: the input is first converted to the format ggml's CPU path
 /// uses against this weight type (`activationType`): 8-bit blocks of 32 for Q4_0/Q4_1/Q5_0/Q5_1/
 /// Q8_0, Q8_K (256 values) for the K-quants, F16 for F16. Integer dot products for a few rows when
-/// the build has AVX2 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K), and for more rows when it has
-/// AVX-512 VNNI (the same types); otherwise the rounded activations
+/// the build has AVX2 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K), and for more rows when it
+/// has AVX-512 VNNI (the same types but Q5_K); otherwise the rounded activations
 /// through the float kernels, plus Q4_1's and Q5_1's block-sum term (see below).
 public func linearGGML(_ x: Tensor, _ w: QuantizedMatrix) -> Tensor {
     let inputs = x.count / max(w.cols, 1)
     let integerKernel: Bool
     switch w.type {
-    case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K: integerKernel = true
+    case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K: integerKernel = true
     default: integerKernel = false
     }
     // Up to 16 rows (a batch of sequences decoding one token each), the integer kernel streams each
