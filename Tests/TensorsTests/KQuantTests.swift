@@ -112,7 +112,7 @@ import Tensors
 
 /// ggml's arithmetic for the new formats: the input converted as ggml's CPU path does (Q8_0 for
 /// Q5_0, Q8_1 for Q5_1, Q8_K for the K-quants), then exact integer products scaled per block. The
-/// few-rows path (integer kernels for Q5_0, Q4_K, Q6_K under AVX2; rounded activations through the
+/// few-rows path (integer kernels for Q5_0, Q5_1, Q4_K, Q5_K, Q6_K under AVX2; rounded activations through the
 /// float kernels otherwise), the many-rows path, and a scalar Double reference must agree.
 @Suite struct KQuantGGMLArithmetic {
     static func half(_ v: Float) -> Double { Double(Float(Float16(v))) }
