@@ -9,7 +9,8 @@
 
 #if defined(__x86_64__)
 // Σ over groups of 4 of u8 × s8 products → 8 × i32, for operands whose pmaddubsw pair sums cannot
-// saturate (every caller: |u·s| pairs ≤ 2·63·127). One vpdpbusd where the build machine has VNNI
+// saturate (every caller: u ≤ 31, or Q8_0's |w| ≤ 128 where there is no VNNI; pairs ≤ 2·128·127 < 2^15).
+// One vpdpbusd where the build machine has VNNI
 // (AVX-VNNI or AVX512-VNNI with VL), else pmaddubsw + pmaddwd: identical results either way.
 static inline __attribute__((always_inline)) __m256i llm_dot_u8s8(__m256i u, __m256i s) {
 #if defined(__AVXVNNI__)
@@ -21,29 +22,84 @@ static inline __attribute__((always_inline)) __m256i llm_dot_u8s8(__m256i u, __m
 #endif
 }
 
-// Two blocks at once (a batch's inputs in pairs: input i in the low 256 bits, input i + 1 in the
-// high 256 bits, the same weight block in both halves): acc + scale · float(u·s per group of 4),
-// lane by lane exactly as llm_dot_u8s8 + _mm256_cvtepi32_ps + _mm256_fmadd_ps on each half. One
-// 512-bit vpdpbusd, conversion and FMA where the build machine has AVX-512 VNNI; elsewhere the two
-// halves through the 256-bit path (the same numbers either way).
-static inline __attribute__((always_inline)) __m512 llm_dot_u8s8_fma_x2(__m512 acc, __m512i u, __m512i s, __m512 scale) {
-#if defined(__AVX512F__) && defined(__AVX512VNNI__)
-    __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
-    return _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot), acc);
+// acc + Σ over groups of 4 of u8 × s8 products → 8 × i32 (vpdpbusd where the build machine has
+// VNNI, else pmaddubsw + pmaddwd + add: identical while the pmaddubsw pair sums cannot saturate,
+// as for llm_dot_u8s8; with VNNI any unsigned byte, such as Q8_0's w + 128).
+static inline __attribute__((always_inline)) __m256i llm_dpbusd_x8(__m256i acc, __m256i u, __m256i s) {
+#if defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(acc, u, s);
+#elif defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(acc, u, s);
 #else
-    __m256i ul = __builtin_shufflevector(u, u, 0, 1, 2, 3), uh = __builtin_shufflevector(u, u, 4, 5, 6, 7);
-    __m256i sl = __builtin_shufflevector(s, s, 0, 1, 2, 3), sh = __builtin_shufflevector(s, s, 4, 5, 6, 7);
-    __m256 al = __builtin_shufflevector(acc, acc, 0, 1, 2, 3, 4, 5, 6, 7), ah = __builtin_shufflevector(acc, acc, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m256 cl = __builtin_shufflevector(scale, scale, 0, 1, 2, 3, 4, 5, 6, 7), ch = __builtin_shufflevector(scale, scale, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m256 lo = _mm256_fmadd_ps(cl, _mm256_cvtepi32_ps(llm_dot_u8s8(ul, sl)), al);
-    __m256 hi = _mm256_fmadd_ps(ch, _mm256_cvtepi32_ps(llm_dot_u8s8(uh, sh)), ah);
-    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 #endif
 }
 
-// The same 256 bits in both halves of a 512-bit vector.
-static inline __attribute__((always_inline)) __m512i llm_twice(__m256i v) {
-    return __builtin_shufflevector(v, v, 0, 1, 2, 3, 0, 1, 2, 3);
+// One 32-value weight block against 8 inputs (Tensors/Quantized/QuantizedKernelsAVX2.swift,
+// `InputGroups`): lane i = Σ_v u_v · x_i,v, exactly. lo holds the weight's unsigned values 0–15 as
+// bytes and hi values 16–31, each the same 16 bytes in both 128-bit halves; x is the 8 inputs'
+// int8 values of the block as [group k of 4 values][input i][4 bytes] (256 bytes). Each step
+// broadcasts 4 weight bytes to all 8 lanes (vpshufd) and adds 4 products to each input's lane;
+// four chains of 2 steps (short, so that the next blocks' work enters the scheduler sooner), then their sum.
+static inline __attribute__((always_inline)) __m256i llm_dot_block_x8(__m256i lo, __m256i hi, const void *x) {
+    const __m256i *p = (const __m256i *)x;
+    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+    a = llm_dpbusd_x8(a, _mm256_shuffle_epi32(lo, 0x00), _mm256_loadu_si256(p + 0));
+    b = llm_dpbusd_x8(b, _mm256_shuffle_epi32(lo, 0x55), _mm256_loadu_si256(p + 1));
+    c = llm_dpbusd_x8(c, _mm256_shuffle_epi32(lo, 0xAA), _mm256_loadu_si256(p + 2));
+    d = llm_dpbusd_x8(d, _mm256_shuffle_epi32(lo, 0xFF), _mm256_loadu_si256(p + 3));
+    a = llm_dpbusd_x8(a, _mm256_shuffle_epi32(hi, 0x00), _mm256_loadu_si256(p + 4));
+    b = llm_dpbusd_x8(b, _mm256_shuffle_epi32(hi, 0x55), _mm256_loadu_si256(p + 5));
+    c = llm_dpbusd_x8(c, _mm256_shuffle_epi32(hi, 0xAA), _mm256_loadu_si256(p + 6));
+    d = llm_dpbusd_x8(d, _mm256_shuffle_epi32(hi, 0xFF), _mm256_loadu_si256(p + 7));
+    return _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, d));
+}
+
+// As llm_dot_block_x8 for signed weight bytes (Q8_0 where there is no VNNI, whose pmaddubsw would
+// saturate on w + 128): |w| × (x with w's sign), the unsigned × signed form pmaddubsw needs.
+static inline __attribute__((always_inline)) __m256i llm_dot_block_signed_x8(__m256i lo, __m256i hi, const void *x) {
+    const __m256i *p = (const __m256i *)x;
+    __m256i a = _mm256_setzero_si256(), b = _mm256_setzero_si256(), w;
+#define LLM_SIGNED_STEP(acc, v, imm, k) \
+    w = _mm256_shuffle_epi32(v, imm); \
+    acc = llm_dpbusd_x8(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(_mm256_loadu_si256(p + k), w));
+    LLM_SIGNED_STEP(a, lo, 0x00, 0) LLM_SIGNED_STEP(b, lo, 0x55, 1) LLM_SIGNED_STEP(a, lo, 0xAA, 2) LLM_SIGNED_STEP(b, lo, 0xFF, 3)
+    LLM_SIGNED_STEP(a, hi, 0x00, 4) LLM_SIGNED_STEP(b, hi, 0x55, 5) LLM_SIGNED_STEP(a, hi, 0xAA, 6) LLM_SIGNED_STEP(b, hi, 0xFF, 7)
+#undef LLM_SIGNED_STEP
+    return _mm256_add_epi32(a, b);
+}
+
+// Lane j = the sum of v_j's 8 lanes (8 blocks' dot products of one input → one lane per block).
+static inline __attribute__((always_inline)) __m256i llm_sum_lanes_x8(__m256i v0, __m256i v1, __m256i v2, __m256i v3,
+                                                                      __m256i v4, __m256i v5, __m256i v6, __m256i v7) {
+    // Per 128-bit half, hadd(a, b) = [a0+a1, a2+a3, b0+b1, b2+b3].
+    __m256i u0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));   // [v0..v3 low 4 | v0..v3 high 4]
+    __m256i u1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v4, v5), _mm256_hadd_epi32(v6, v7));   // [v4..v7 low 4 | v4..v7 high 4]
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+
+// The 32-bit words at base + stride·j for j < count (0 for the other lanes, which read nothing).
+static inline __attribute__((always_inline)) __m256i llm_gather_words(const void *base, int stride, int count) {
+    __m256i index = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(stride));
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int *)base, index, mask, 1);
+}
+
+// 8 IEEE halves as floats: the low 16 bits of each 32-bit lane, or the high 16 bits when high != 0.
+static inline __attribute__((always_inline)) __m256 llm_halves_x8(__m256i v, int high) {
+    __m256i h = high ? _mm256_srli_epi32(v, 16) : _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF));
+    __m256i packed = _mm256_packus_epi32(h, h);                        // per half: [h0..h3, h0..h3] as u16
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08)));
+}
+
+// v's low (high = 0) or high 128 bits in both halves (vperm2i128).
+static inline __attribute__((always_inline)) __m256i llm_half_twice(__m256i v, int high) {
+    return high ? _mm256_permute2x128_si256(v, v, 0x11) : _mm256_permute2x128_si256(v, v, 0x00);
+}
+
+// 16 bytes at p in both 128-bit halves (vbroadcasti128).
+static inline __attribute__((always_inline)) __m256i llm_bytes16_twice(const void *p) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
 }
 
 // 16 lanes of int32 / float32 (512 bits), as Swift's SIMD16<Int32> / SIMD16<Float>.

@@ -129,20 +129,23 @@ import Tensors
         }
     }
 
-    /// A batch of input rows (groups of 8 and 4, pairs of them in one 512-bit step for Q4_1 and
-    /// Q5_1, and single rows) gives every row exactly the numbers it gets alone: a sequence's
-    /// tokens do not depend on what else is decoding with it.
+    /// A batch of input rows (groups of 8 inputs, one per lane, the last group padded) gives every
+    /// row exactly the numbers it gets alone, one block per lane: a sequence's tokens do not depend
+    /// on what else is decoding with it. Rows of 7 blocks (fewer than one group of 8), 8 and 18
+    /// (two groups and 2 over, as SmolLM2's 576 columns).
     @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0])
     func batchedRowsEqualEachRowAlone(_ type: GGMLType) {
         let rng = RandomGenerator(seed: 12)
-        let w = QuantizedMatrix.quantize(Tensor.randn([70, 256], rng: rng), as: type)
-        for inputs in [4, 6, 7, 8, 11, 13, 16] {
-            let x = Tensor.randn([inputs, 256], rng: rng)
-            let all = linearGGML(x, w)
-            for r in 0..<inputs {
-                let alone = linearGGML(Tensor(shape: [1, 256], Array(x.scalars[(r * 256)..<((r + 1) * 256)])), w)
-                let differing = (0..<70).filter { all.data[r * 70 + $0] != alone.data[$0] }
-                #expect(differing.isEmpty, "\(type.name): \(inputs) rows, row \(r) differs from itself alone at outputs \(differing.prefix(5))")
+        for cols in [224, 256, 576] {
+            let w = QuantizedMatrix.quantize(Tensor.randn([70, cols], rng: rng), as: type)
+            for inputs in [2, 3, 4, 7, 8, 11, 16] {
+                let x = Tensor.randn([inputs, cols], rng: rng)
+                let all = linearGGML(x, w)
+                for r in 0..<inputs {
+                    let alone = linearGGML(Tensor(shape: [1, cols], Array(x.scalars[(r * cols)..<((r + 1) * cols)])), w)
+                    let differing = (0..<70).filter { all.data[r * 70 + $0] != alone.data[$0] }
+                    #expect(differing.isEmpty, "\(type.name): \(cols) columns, \(inputs) rows, row \(r) differs from itself alone at outputs \(differing.prefix(5))")
+                }
             }
         }
     }

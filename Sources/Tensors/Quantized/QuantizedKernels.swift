@@ -283,14 +283,6 @@ func storeBlock(_ blk: ActivationBlock, _ out: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(out + 16).storeBytes(of: blk.high * blk.d, as: SIMD16<Float>.self)
 }
 
-/// The same block as int8 values into `q` (for the integer kernels); returns (d, Σq, Q8_1's block sum s).
-@inline(__always)
-func quantizeActivations(_ v: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>) -> (d: Float, sum: Int32, blockSum: Float) {
-    let blk = activationBlock(v)
-    for k in 0..<16 { q[k] = Int8(blk.low[k]); q[16 + k] = Int8(blk.high[k]) }
-    return (blk.d, Int32(blk.sum), blk.blockSum)
-}
-
 /// y = x · Wᵀ in ggml's arithmetic: the input is first converted to the format ggml's CPU path
 /// uses against this weight type (`activationType`): 8-bit blocks of 32 for Q4_0/Q4_1/Q5_0/Q5_1/
 /// Q8_0, Q8_K (256 values) for the K-quants, F16 for F16. Integer dot products for a few rows when

@@ -4,275 +4,301 @@ import CSIMD
 /// ggml's arithmetic for a few input rows against block-quantized weights, with x86 integer SIMD:
 ///
 ///   each input row is quantized to 8-bit blocks: d = max|x|/127 (kept as F16), q = round(x·127/max|x|),
-///   and (for Q4_1) s = F16(d·Σq);
-///   per 32-value block, the weight's 4- or 8-bit values and q are multiplied as integers
-///   (pmaddubsw: unsigned × signed bytes, adjacent pairs added; pmaddwd: pairs of those added; or
-///   one vpdpbusd where the machine has VNNI: see llm_dot_u8s8 in CSIMD/shim.h),
-///   converted to float and scaled by d_w·d_x:
-///     Q4_1: y = Σ_b d_w·d_x·(q_w·q) + m_w·s        Q4_0: y = Σ_b d_w·d_x·(q_w·q − 8·Σq)
-///     Q8_0, Q5_0: y = Σ_b d_w·d_x·(q_w·q)          (Q5_0's q_w = q − 16, signed like Q8_0's)
-///     Q5_1: as Q4_1 with 5-bit q_w
-/// The integer sums are exact, so this equals the float path over rounded activations up to the
-/// order of float additions, at a third of the instructions per block.
+///   and (for Q4_1, Q5_1) s = F16(d·Σq);
+///   per 32-value block, the weight's values as unsigned bytes u and q are multiplied as integers
+///   (vpdpbusd: unsigned × signed bytes, four products added into each 32-bit lane, where the
+///   machine has VNNI; pmaddubsw + pmaddwd elsewhere), and a format's offset o is taken in integers,
+///   Σ (u − o)·q = Σ u·q − o·Σq, which is exactly ggml's signed dot product:
+///     Q4_0: u = q_w, o = 8     Q5_0: u = q_w, o = 16     Q8_0: u = q_w + 128, o = 128
+///     Q4_1, Q5_1: u = q_w, no offset, but the term m_w·s added per block
+///   then converted to float (exactly) and scaled per block as ggml's kernels do:
+///     y = Σ_b (d_w·d_x)·dot_b (+ m_w·s_b)
+/// ggml converts each lane's 4 products and adds them up in float; here the whole block's 32 are
+/// summed in integers first (exact), which leaves one conversion and one FMA per block, and lets
+/// a batch add 8 inputs' blocks in one vector (below). The order of float additions differs from
+/// ggml's, which moves logits by rounding noise only (README, "llama.cpp's arithmetic").
+///
+/// The float additions run in one order for every input count, so that a sequence gets the same
+/// numbers decoding alone or batched with others: eight partial sums T_j, block b going to T_(b mod 8)
+/// as T = fma(m_w, s_b, T) (Q4_1, Q5_1), then T = fma(d_w·d_x, dot_b, T) (the
+/// integer sums' long chain last); y = ((T0 + T4) + (T2 + T6)) + ((T1 + T5) + (T3 + T7)).
+/// - One input row (token-by-token decoding, `dotRow1`): T is one vector whose lane j takes the
+///   blocks 8c + j; eight blocks' integer dot products go in one vector per step.
+/// - 2 to 16 input rows (a batch of sequences, `dotRowGroup`): groups of 8 inputs, one input per
+///   lane, so the T_j are eight vectors; each weight block is unpacked once for the 8 inputs and
+///   needs no horizontal sums (`InputGroups`, `llm_dot_block_x8`).
 
 func quantizedGEMVInt8(_ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix, _ y: UnsafeMutablePointer<Float>) {
-    let cols = w.cols, nb = cols / 32
-    // The inputs as 8-bit blocks: values, scales d (F16-rounded), block sums s = F16(d·Σq), Σq.
-    let qx = UnsafeMutablePointer<Int8>.allocate(capacity: inputs * cols)
-    let dx = UnsafeMutablePointer<Float>.allocate(capacity: inputs * nb)
-    let sx = UnsafeMutablePointer<Float>.allocate(capacity: inputs * nb)
-    let sumq = UnsafeMutablePointer<Int32>.allocate(capacity: inputs * nb)
-    defer { qx.deallocate(); dx.deallocate(); sx.deallocate(); sumq.deallocate() }
-    let raw = UnsafeRawPointer(qx)
-    // Input rows go in groups of 8, 4 or 1 (a batch of sequences decoding together): each weight
-    // block is unpacked once per group, whose sums stay in registers. Groups of 8 come first, then
-    // at most one of 4, then single rows.
-    /// Size of the group that starts at input g: 8, 4 or 1.
-    @inline(__always) func groupSize(_ g: Int) -> Int { inputs - g >= 8 ? 8 : inputs - g >= 4 ? 4 : 1 }
-    var grouped = 0                                          // the inputs in groups of 8 or 4
-    while grouped < inputs && groupSize(grouped) > 1 { grouped += groupSize(grouped) }
-    // Q4_1 and Q5_1 in groups take their inputs in pairs (`dotRowPairs`, `PairedInputs`). Not
-    // for fewer than 4 inputs, which all go one by one: token-by-token decoding allocates nothing more.
-    let pairs = (w.type == .q4_1 || w.type == .q5_1) && grouped > 0 ? PairedInputs(grouped, nb: nb) : nil
-    defer { pairs?.deallocate() }
-    // Quantizing the inputs is work for both threads once there are a few rows of them (a batch).
-    Parallel.forEachChunk(inputs * nb, grain: 64) { blocks in
-        for i in blocks {
-            let (d, sum, blockSum) = quantizeActivations(x + i * 32, qx + i * 32)
-            dx[i] = d
-            sx[i] = blockSum
-            sumq[i] = sum
-            if let pairs, i < grouped * nb { pairs.place(i / nb, i % nb, qx + i * 32, d: d, s: sx[i]) }
-        }
+    switch w.type {
+    case .q4_0: gemv(Q4_0Blocks.self, x, inputs: inputs, w, y)
+    case .q4_1: gemv(Q4_1Blocks.self, x, inputs: inputs, w, y)
+    case .q5_0: gemv(Q5_0Blocks.self, x, inputs: inputs, w, y)
+    case .q5_1: gemv(Q5_1Blocks.self, x, inputs: inputs, w, y)
+    case .q8_0: gemv(Q8_0Blocks.self, x, inputs: inputs, w, y)
+    default: preconditionFailure("quantizedGEMVInt8: \(w.type.name) is not a block format")
     }
-    // (The row loop below touches no arrays: per-row ARC traffic on a shared array costs more than
-    // the arithmetic when both threads do it.)
-    // One weight row at a time, even for a single input row (token-by-token decoding): in a real
-    // model every matrix streams from memory, and four rows read at once (four accumulation chains
-    // sharing the activation loads) measured slower there than one row read straight through,
-    // although faster on a small matrix that stays in cache (SmolLM2 Q4_1: 92 against 120 tok/s;
-    // Gemma 3 Q4_K_M's Q8_0/Q5_0 matrices: 77 against 87).
+}
+
+/// `quantizedGEMVInt8` for one format (specialized per format, so that its constants fold).
+@inline(__always)
+private func gemv<F: BlockFormat>(_ f: F.Type, _ x: UnsafePointer<Float>, inputs: Int, _ w: QuantizedMatrix,
+                                  _ y: UnsafeMutablePointer<Float>) {
+    let cols = w.cols, nb = cols / 32
+    if inputs == 1 {
+        // The input as 8-bit blocks: values, scales d (F16-rounded), block sums s = F16(d·Σq), Σq;
+        // d, s and Σq padded with zeros to whole groups of 8 blocks.
+        let padded = (nb + 7) & ~7
+        let qx = UnsafeMutablePointer<Int8>.allocate(capacity: cols)
+        let dx = UnsafeMutablePointer<Float>.allocate(capacity: padded)
+        let sx = UnsafeMutablePointer<Float>.allocate(capacity: padded)
+        let sumq = UnsafeMutablePointer<Int32>.allocate(capacity: padded)
+        defer { qx.deallocate(); dx.deallocate(); sx.deallocate(); sumq.deallocate() }
+        for b in 0..<padded {
+            if b < nb {
+                (dx[b], sumq[b], sx[b]) = quantizeActivations(x + b * 32, qx + b * 32)
+            } else {
+                (dx[b], sumq[b], sx[b]) = (0, 0, 0)
+            }
+        }
+        // (The row loop touches no arrays: per-row ARC traffic on a shared array costs more than the
+        // arithmetic when both threads do it.)
+        Parallel.forEachChunkDynamic(w.rows, grain: 32) { rows in
+            for r in rows {
+                y[r] = dotRow1(f, w.bytes + r * w.rowBytes, nb: nb, UnsafeRawPointer(qx), dx, sx, sumq)
+            }
+        }
+        return
+    }
+    let groups = InputGroups(x, inputs: inputs, cols: cols)
+    defer { groups.deallocate() }
     Parallel.forEachChunkDynamic(w.rows, grain: 32) { rows in
         for r in rows {
             let row = w.bytes + r * w.rowBytes
-            var g = 0
-            while g < inputs {
-                let n = groupSize(g)
-                if n == 1 {
-                    y[g * w.rows + r] = dotRow1(row, w.type, nb: nb, raw + g * cols, dx + g * nb, sx + g * nb, sumq + g * nb)
-                } else if let pairs {
-                    let sums = dotRowPairs(row, five: w.type == .q5_1, nb: nb, eight: n == 8, UnsafeRawPointer(pairs.x + g * cols),
-                                           pairs.d + g * nb * 8, pairs.s + g * nb)
-                    for i in 0..<n { y[(g + i) * w.rows + r] = sums[i] }
-                } else {
-                    let sums = dotRow(row, w.type, nb: nb, n: n, raw + g * cols, cols: cols, dx + g * nb, sumq + g * nb)
-                    for i in 0..<n { y[(g + i) * w.rows + r] = sums[i] }
-                }
-                g += n
+            for g in 0..<groups.count {
+                let sums = dotRowGroup(f, row, nb: nb, groups, g)
+                for i in 0..<min(8, inputs - 8 * g) { y[(8 * g + i) * w.rows + r] = sums[i] }
             }
         }
     }
 }
 
-/// One weight row against one quantized input row (the same arithmetic, in the same order, as
-/// each lane of `dotRow`; a separate function so its loop keeps everything in registers).
-@inline(__always)
-private func dotRow1(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, _ xq: UnsafeRawPointer,
-                     _ di: UnsafePointer<Float>, _ si: UnsafePointer<Float>, _ qi: UnsafePointer<Int32>) -> Float {
-    var acc = _mm256_setzero_ps()
-    var extra: Float = 0
-    switch type {
-    case .q4_1, .q5_1:
-        let five = type == .q5_1, bytes = five ? 24 : 20
-        for b in 0..<nb {
-            let blk = row + b * bytes
-            let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-            let wq = five ? fiveBits(blk + 4, blk + 8) : nibbles(blk + 4)
-            let dot = llm_dot_u8s8(wq, xb)                          // 8 × i32
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(blk) * di[b]), _mm256_cvtepi32_ps(dot), acc)
-            extra += loadHalf(blk, 2) * si[b]
-        }
-    case .q4_0:
-        for b in 0..<nb {
-            let blk = row + b * 18
-            let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-            let dot = llm_dot_u8s8(nibbles(blk + 2), xb)
-            let scale = loadHalf(blk) * di[b]
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(dot), acc)
-            extra -= scale * Float(8 * qi[b])
-        }
-    case .q8_0:
-        for b in 0..<nb {
-            let blk = row + b * 34
-            let wq = blk.loadUnaligned(fromByteOffset: 2, as: SIMD4<Int64>.self)
-            let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-            // |w| × (x with w's sign): the unsigned × signed form pmaddubsw needs.
-            let dot = llm_dot_u8s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xb, wq))
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(blk) * di[b]), _mm256_cvtepi32_ps(dot), acc)
-        }
-    case .q5_0:
-        for b in 0..<nb {
-            let blk = row + b * 22
-            let wq = fiveBitsSigned(blk)
-            let xb = xq.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-            let dot = llm_dot_u8s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xb, wq))
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(blk) * di[b]), _mm256_cvtepi32_ps(dot), acc)
-        }
-    default:
-        preconditionFailure("quantizedGEMVInt8: \(type.name) is not a block format")
-    }
-    return acc.sum() + extra
+/// Where a 32-value block format keeps its parts, and how its values become unsigned bytes u.
+private protocol BlockFormat {
+    static var bytes: Int { get }                  // per block
+    static var shift: Int32 { get }                // o = 2^shift (0: no offset)
+    static var hasMinimum: Bool { get }            // Q4_1, Q5_1: the F16 after d is m
+    /// Σ_v u_v·x_v per group of 4 values (8 × i32) for one block and one input's 32 int8 values.
+    static func dot(_ blk: UnsafeRawPointer, _ x: SIMD4<Int64>) -> SIMD4<Int64>
+    /// Σ_v u_v·x_i,v for the 8 inputs of a group (lane i), x laid out as in `InputGroups`.
+    static func dot8(_ blk: UnsafeRawPointer, _ x: UnsafeRawPointer) -> SIMD4<Int64>
 }
 
-/// The first `paired` quantized inputs (those that go in groups of 8 or 4; the rest go one by one)
-/// re-laid for `dotRowPairs`, so that one 512-bit load feeds both halves of each step:
-/// - x: pair p of rows (2p, 2p + 1), block b: 64 bytes at (p·nb + b)·64 (row 2p's block, then
-///   row 2p + 1's); the pairs of the group at row g start at byte g·cols.
-/// - d: the same pair and block: 16 floats at (p·nb + b)·16 (row 2p's d eight times, then row
-///   2p + 1's); the group at row g starts at float g·nb·8.
-/// - s: the block sums lane by lane, row i of block b at ((i / 8)·nb + b)·8 + i % 8 (so the
-///   offset terms of a group add as one vector); the group at row g (a multiple of 8) starts at g·nb.
-private struct PairedInputs {
-    let nb: Int
-    let x: UnsafeMutablePointer<Int8>
+/// 16 bytes of 4-bit values against a group: low nibbles are values 0–15, high nibbles 16–31.
+@inline(__always) private func nibblesDot8(_ qs: UnsafeRawPointer, _ x: UnsafeRawPointer) -> SIMD4<Int64> {
+    let packed = llm_bytes16_twice(qs), low = _mm256_set1_epi8(0x0F)
+    return llm_dot_block_x8(_mm256_and_si256(packed, low), _mm256_and_si256(_mm256_srli_epi16(packed, 4), low), x)
+}
+
+/// 32 unpacked bytes (values 0–15 in the low half, 16–31 in the high half) against a group.
+@inline(__always) private func bytesDot8(_ v: SIMD4<Int64>, _ x: UnsafeRawPointer) -> SIMD4<Int64> {
+    llm_dot_block_x8(llm_half_twice(v, 0), llm_half_twice(v, 1), x)
+}
+
+private enum Q4_0Blocks: BlockFormat {               // d, 16 bytes of nibbles
+    static var bytes: Int { 18 }
+    static var shift: Int32 { 3 }
+    static var hasMinimum: Bool { false }
+    @inline(__always) static func dot(_ blk: UnsafeRawPointer, _ x: SIMD4<Int64>) -> SIMD4<Int64> { llm_dot_u8s8(nibbles(blk + 2), x) }
+    @inline(__always) static func dot8(_ blk: UnsafeRawPointer, _ x: UnsafeRawPointer) -> SIMD4<Int64> { nibblesDot8(blk + 2, x) }
+}
+
+private enum Q4_1Blocks: BlockFormat {               // d, m, 16 bytes of nibbles
+    static var bytes: Int { 20 }
+    static var shift: Int32 { 0 }
+    static var hasMinimum: Bool { true }
+    @inline(__always) static func dot(_ blk: UnsafeRawPointer, _ x: SIMD4<Int64>) -> SIMD4<Int64> { llm_dot_u8s8(nibbles(blk + 4), x) }
+    @inline(__always) static func dot8(_ blk: UnsafeRawPointer, _ x: UnsafeRawPointer) -> SIMD4<Int64> { nibblesDot8(blk + 4, x) }
+}
+
+private enum Q5_0Blocks: BlockFormat {               // d, 4 bytes of fifth bits, 16 bytes of nibbles
+    static var bytes: Int { 22 }
+    static var shift: Int32 { 4 }
+    static var hasMinimum: Bool { false }
+    @inline(__always) static func dot(_ blk: UnsafeRawPointer, _ x: SIMD4<Int64>) -> SIMD4<Int64> { llm_dot_u8s8(fiveBits(blk + 2, blk + 6), x) }
+    @inline(__always) static func dot8(_ blk: UnsafeRawPointer, _ x: UnsafeRawPointer) -> SIMD4<Int64> { bytesDot8(fiveBits(blk + 2, blk + 6), x) }
+}
+
+private enum Q5_1Blocks: BlockFormat {               // d, m, 4 bytes of fifth bits, 16 bytes of nibbles
+    static var bytes: Int { 24 }
+    static var shift: Int32 { 0 }
+    static var hasMinimum: Bool { true }
+    @inline(__always) static func dot(_ blk: UnsafeRawPointer, _ x: SIMD4<Int64>) -> SIMD4<Int64> { llm_dot_u8s8(fiveBits(blk + 4, blk + 8), x) }
+    @inline(__always) static func dot8(_ blk: UnsafeRawPointer, _ x: UnsafeRawPointer) -> SIMD4<Int64> { bytesDot8(fiveBits(blk + 4, blk + 8), x) }
+}
+
+/// Q8_0 (d, 32 signed bytes): the weights as unsigned bytes w + 128, offset o = 128, where the
+/// machine has VNNI (vpdpbusd takes any unsigned byte); elsewhere pmaddubsw would saturate on
+/// them, so the weights go as |w| against x with w's sign, with no offset.
+private enum Q8_0Blocks: BlockFormat {
+    static var bytes: Int { 34 }
+    static var shift: Int32 { llm_has_vnni() != 0 ? 7 : 0 }
+    static var hasMinimum: Bool { false }
+    @inline(__always) static func dot(_ blk: UnsafeRawPointer, _ x: SIMD4<Int64>) -> SIMD4<Int64> {
+        let w = blk.loadUnaligned(fromByteOffset: 2, as: SIMD4<Int64>.self)
+        if llm_has_vnni() != 0 { return llm_dpbusd_x8(_mm256_setzero_si256(), _mm256_xor_si256(w, _mm256_set1_epi8(-128)), x) }
+        return llm_dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
+    }
+    @inline(__always) static func dot8(_ blk: UnsafeRawPointer, _ x: UnsafeRawPointer) -> SIMD4<Int64> {
+        let lo = llm_bytes16_twice(blk + 2), hi = llm_bytes16_twice(blk + 18)
+        if llm_has_vnni() != 0 {
+            let sign = _mm256_set1_epi8(-128)
+            return llm_dot_block_x8(_mm256_xor_si256(lo, sign), _mm256_xor_si256(hi, sign), x)
+        }
+        return llm_dot_block_signed_x8(lo, hi, x)
+    }
+}
+
+/// One weight row against one quantized input row (`quantizedGEMVInt8`'s order of float additions).
+@inline(__always)
+private func dotRow1<F: BlockFormat>(_ f: F.Type, _ row: UnsafeRawPointer, nb: Int, _ xq: UnsafeRawPointer,
+                     _ dx: UnsafePointer<Float>, _ sx: UnsafePointer<Float>, _ sumq: UnsafePointer<Int32>) -> Float {
+    var acc = _mm256_setzero_ps()                  // lane j: blocks 8c + j
+    let zero = _mm256_setzero_si256()
+    /// Blocks c..<c + n (n ≤ 8) into acc.
+    @inline(__always) func eight(_ c: Int, _ n: Int) {
+        @inline(__always) func dot(_ j: Int) -> SIMD4<Int64> {
+            j < n ? f.dot(row + (c + j) * f.bytes, xq.loadUnaligned(fromByteOffset: (c + j) * 32, as: SIMD4<Int64>.self)) : zero
+        }
+        var dots = llm_sum_lanes_x8(dot(0), dot(1), dot(2), dot(3), dot(4), dot(5), dot(6), dot(7))   // lane j: block c + j
+        if f.shift > 0 {
+            let sums = UnsafeRawPointer(sumq + c).loadUnaligned(as: SIMD4<Int64>.self)
+            dots = _mm256_sub_epi32(dots, _mm256_slli_epi32(sums, f.shift))
+        }
+        let words = llm_gather_words(row + c * f.bytes, Int32(f.bytes), Int32(n))   // d (and m) of each block
+        if f.hasMinimum { acc = _mm256_fmadd_ps(llm_halves_x8(words, 1), _mm256_loadu_ps(sx + c), acc) }
+        let scale = _mm256_mul_ps(llm_halves_x8(words, 0), _mm256_loadu_ps(dx + c))
+        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dots), acc)
+    }
+    var c = 0
+    while c + 8 <= nb { eight(c, 8); c += 8 }
+    if c < nb { eight(c, nb - c) }
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
+/// The quantized inputs of a batch in groups of 8 (the last one padded with zero inputs), laid out
+/// for `dotRowGroup`: group g, block b has
+/// - x: 256 bytes at (g·nb + b)·256: [group k of 4 values][input i][4 bytes]
+/// - d, s (floats), Σq (Int32): 8 lanes at (g·nb + b)·8, lane i for input i.
+private struct InputGroups {
+    let count: Int, nb: Int
+    let x: UnsafeMutableRawPointer
     let d: UnsafeMutablePointer<Float>
     let s: UnsafeMutablePointer<Float>
+    let sumq: UnsafeMutablePointer<Int32>
 
-    init(_ paired: Int, nb: Int) {
-        let groups = (paired + 7) / 8
+    init(_ input: UnsafePointer<Float>, inputs: Int, cols: Int) {
+        let nb = cols / 32, count = (inputs + 7) / 8
+        self.count = count
         self.nb = nb
-        x = .allocate(capacity: paired * nb * 32)
-        d = .allocate(capacity: paired * nb * 8)
-        s = .allocate(capacity: groups * nb * 8)
-        s.update(repeating: 0, count: groups * nb * 8)   // lanes past the last input of a group of 4
+        x = .allocate(byteCount: count * nb * 256, alignment: 64)
+        d = .allocate(capacity: count * nb * 8)
+        s = .allocate(capacity: count * nb * 8)
+        sumq = .allocate(capacity: count * nb * 8)
+        if inputs % 8 != 0 {                              // the padding inputs
+            x.initializeMemory(as: UInt8.self, repeating: 0, count: count * nb * 256)
+            d.initialize(repeating: 0, count: count * nb * 8)
+            s.initialize(repeating: 0, count: count * nb * 8)
+            sumq.initialize(repeating: 0, count: count * nb * 8)
+        }
+        let (x, d, s, sumq) = (self.x, self.d, self.s, self.sumq)
+        // Quantizing the inputs is work for both threads: one (group, block) at a time, so that
+        // each thread writes whole cache lines of its own (one per input would share them all).
+        Parallel.forEachChunk(count * nb, grain: 8) { items in
+            for item in items {
+                let g = item / nb, b = item % nb
+                for lane in 0..<min(8, inputs - 8 * g) {
+                    let values: SIMD4<Int64>
+                    (values, d[item * 8 + lane], sumq[item * 8 + lane], s[item * 8 + lane]) = quantizedBlock(input + (8 * g + lane) * cols + b * 32)
+                    // Group by group from the register (a 4-byte load of a vector just stored would
+                    // wait for the store).
+                    let words = unsafeBitCast(values, to: SIMD8<UInt32>.self)
+                    for group in 0..<8 { x.storeBytes(of: words[group], toByteOffset: (item * 8 + group) * 32 + lane * 4, as: UInt32.self) }
+                }
+            }
+        }
     }
 
-    /// Input row i's block b (32 values q, scale d, block sum s) in its places.
-    @inline(__always) func place(_ i: Int, _ b: Int, _ q: UnsafePointer<Int8>, d di: Float, s si: Float) {
-        let o = (i / 2 * nb + b), half = i % 2
-        (x + o * 64 + 32 * half).update(from: q, count: 32)
-        (d + o * 16 + 8 * half).update(repeating: di, count: 8)
-        s[((i / 8) * nb + b) * 8 + i % 8] = si
-    }
-
-    func deallocate() { x.deallocate(); d.deallocate(); s.deallocate() }
+    func deallocate() { x.deallocate(); d.deallocate(); s.deallocate(); sumq.deallocate() }
 }
 
-/// One Q4_1 or Q5_1 weight row against a group of 8 (or 4) quantized input rows taken in pairs:
-/// the weight block is unpacked once, put in both halves of a 512-bit vector, and each pair of
-/// inputs gets one 512-bit step (`llm_dot_u8s8_fma_x2`) where `dotRow` takes two 256-bit ones.
-/// Each half is the same arithmetic in the same order as `dotRow`'s lane for that input (and
-/// `dotRow1`), so a sequence still gets the same numbers batched or alone.
+/// One weight row against the 8 inputs of group g (lane i: input 8g + i): each weight block is
+/// unpacked once for all 8, its integer dot products land one per lane, and lane i's float
+/// arithmetic is `dotRow1`'s for that input, in the same order.
 @inline(__always)
-private func dotRowPairs(_ row: UnsafeRawPointer, five: Bool, nb: Int, eight: Bool, _ xp: UnsafeRawPointer,
-                         _ dp: UnsafePointer<Float>, _ sp: UnsafePointer<Float>) -> SIMD8<Float> {
-    let bytes = five ? 24 : 20, pairBytes = nb * 64, pairFloats = nb * 16
-    var a0 = SIMD16<Float>(), a1 = a0, a2 = a0, a3 = a0
-    var extra = _mm256_setzero_ps()                // the offset terms m_w·s_i, lane i for input i
-    for b in 0..<nb {
-        let blk = row + b * bytes
-        let wq = five ? fiveBits(blk + 4, blk + 8) : nibbles(blk + 4), dw = loadHalf(blk), mw = loadHalf(blk, 2)
-        extra = _mm256_add_ps(extra, _mm256_mul_ps(_mm256_set1_ps(mw), _mm256_loadu_ps(sp + b * 8)))
-        let w2 = llm_twice(wq), dw16 = SIMD16<Float>(repeating: dw)
-        @inline(__always) func step(_ acc: SIMD16<Float>, _ p: Int) -> SIMD16<Float> {
-            let x = xp.loadUnaligned(fromByteOffset: p * pairBytes + b * 64, as: SIMD8<Int64>.self)
-            let scale = dw16 * UnsafeRawPointer(dp + p * pairFloats + b * 16).loadUnaligned(as: SIMD16<Float>.self)
-            return llm_dot_u8s8_fma_x2(acc, w2, x, scale)
+private func dotRowGroup<F: BlockFormat>(_ f: F.Type, _ row: UnsafeRawPointer, nb: Int, _ groups: InputGroups, _ g: Int) -> SIMD8<Float> {
+    let x = UnsafeRawPointer(groups.x) + g * nb * 256
+    let d = groups.d + g * nb * 8, s = groups.s + g * nb * 8, sumq = groups.sumq + g * nb * 8
+    @inline(__always) func block(_ b: Int, _ acc: SIMD8<Float>) -> SIMD8<Float> {
+        let blk = row + b * f.bytes
+        var dots = f.dot8(blk, x + b * 256)
+        if f.shift > 0 {
+            dots = _mm256_sub_epi32(dots, _mm256_slli_epi32(UnsafeRawPointer(sumq + b * 8).loadUnaligned(as: SIMD4<Int64>.self), f.shift))
         }
-        a0 = step(a0, 0)
-        a1 = step(a1, 1)
-        if eight {
-            a2 = step(a2, 2)
-            a3 = step(a3, 3)
-        }
+        var acc = acc
+        if f.hasMinimum { acc = _mm256_fmadd_ps(_mm256_set1_ps(loadHalf(blk, 2)), _mm256_loadu_ps(s + b * 8), acc) }
+        let scale = _mm256_mul_ps(_mm256_set1_ps(loadHalf(blk)), _mm256_loadu_ps(d + b * 8))
+        return _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(dots), acc)
     }
-    var out = SIMD8<Float>()                       // as dotRow1's acc.sum() + extra
-    out[0] = a0.lowHalf.sum() + extra[0]; out[1] = a0.highHalf.sum() + extra[1]
-    out[2] = a1.lowHalf.sum() + extra[2]; out[3] = a1.highHalf.sum() + extra[3]
-    if eight {
-        out[4] = a2.lowHalf.sum() + extra[4]; out[5] = a2.highHalf.sum() + extra[5]
-        out[6] = a3.lowHalf.sum() + extra[6]; out[7] = a3.highHalf.sum() + extra[7]
+    var t0 = SIMD8<Float>(), t1 = t0, t2 = t0, t3 = t0, t4 = t0, t5 = t0, t6 = t0, t7 = t0
+    var c = 0
+    while c + 8 <= nb {
+        t0 = block(c, t0); t1 = block(c + 1, t1); t2 = block(c + 2, t2); t3 = block(c + 3, t3)
+        t4 = block(c + 4, t4); t5 = block(c + 5, t5); t6 = block(c + 6, t6); t7 = block(c + 7, t7)
+        c += 8
     }
-    return out
+    let rest = nb - c
+    if rest > 0 { t0 = block(c, t0) }
+    if rest > 1 { t1 = block(c + 1, t1) }
+    if rest > 2 { t2 = block(c + 2, t2) }
+    if rest > 3 { t3 = block(c + 3, t3) }
+    if rest > 4 { t4 = block(c + 4, t4) }
+    if rest > 5 { t5 = block(c + 5, t5) }
+    if rest > 6 { t6 = block(c + 6, t6) }
+    return ((t0 + t4) + (t2 + t6)) + ((t1 + t5) + (t3 + t7))
 }
 
-/// One Q4_0, Q8_0 or Q5_0 weight row against n = 4 or 8 quantized input rows (Q4_1 and Q5_1 go
-/// through `dotRowPairs`): y_i = Σ_b d_w·d_i·(q_w·q_i) (+ Q4_0's offset term), each accumulated
-/// block by block exactly as `dotRow1` does, so a sequence gets the same numbers batched or alone. The sums are separate registers; only the
-/// first n are computed (the branch is the same for the whole loop, which the compiler hoists).
+/// One block of 32 activations as int8 values into `q`, for the integer kernels: the numbers of
+/// `activationBlock` (q = round-half-to-even(x·127/max|x|), d = F16(max|x|/127)) in 256-bit
+/// integer SIMD; returns (d, Σq, Q8_1's block sum s = F16(d·Σq) with d unrounded).
 @inline(__always)
-private func dotRow(_ row: UnsafeRawPointer, _ type: GGMLType, nb: Int, n: Int, _ xq: UnsafeRawPointer, cols: Int,
-                    _ dx: UnsafePointer<Float>, _ sumq: UnsafePointer<Int32>) -> SIMD8<Float> {
-    let four = n >= 4, eight = n == 8
-    func input(_ i: Int) -> UnsafeRawPointer { xq + (i < n ? i * cols : 0) }
-    func at<T>(_ p: UnsafePointer<T>, _ i: Int) -> UnsafePointer<T> { p + (i < n ? i * nb : 0) }
-    let x0 = xq, x1 = input(1), x2 = input(2), x3 = input(3), x4 = input(4), x5 = input(5), x6 = input(6), x7 = input(7)
-    let d0 = dx, d1 = at(dx, 1), d2 = at(dx, 2), d3 = at(dx, 3), d4 = at(dx, 4), d5 = at(dx, 5), d6 = at(dx, 6), d7 = at(dx, 7)
-    var a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0
-    var e0: Float = 0, e1: Float = 0, e2: Float = 0, e3: Float = 0, e4: Float = 0, e5: Float = 0, e6: Float = 0, e7: Float = 0
-    @inline(__always) func term(_ wq: SIMD4<Int64>, _ x: UnsafeRawPointer, _ b: Int) -> SIMD8<Float> {
-        _mm256_cvtepi32_ps(llm_dot_u8s8(wq, x.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)))
-    }
-    // |w| × (x with w's sign): the unsigned × signed form pmaddubsw needs for Q8_0's signed weights.
-    @inline(__always) func signedTerm(_ wq: SIMD4<Int64>, _ absW: SIMD4<Int64>, _ x: UnsafeRawPointer, _ b: Int) -> SIMD8<Float> {
-        let xb = x.loadUnaligned(fromByteOffset: b * 32, as: SIMD4<Int64>.self)
-        return _mm256_cvtepi32_ps(llm_dot_u8s8(absW, _mm256_sign_epi8(xb, wq)))
-    }
-    switch type {
-    case .q4_0:
-        let q0 = sumq, q1 = at(sumq, 1), q2 = at(sumq, 2), q3 = at(sumq, 3), q4 = at(sumq, 4), q5 = at(sumq, 5), q6 = at(sumq, 6), q7 = at(sumq, 7)
-        for b in 0..<nb {
-            let blk = row + b * 18
-            let wq = nibbles(blk + 2), dw = loadHalf(blk)
-            let c0 = dw * d0[b], c1 = dw * d1[b], c2 = dw * d2[b], c3 = dw * d3[b]
-            let c4 = dw * d4[b], c5 = dw * d5[b], c6 = dw * d6[b], c7 = dw * d7[b]
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(c0), term(wq, x0, b), a0); e0 -= c0 * Float(8 * q0[b])
-            if four {
-                a1 = _mm256_fmadd_ps(_mm256_set1_ps(c1), term(wq, x1, b), a1); e1 -= c1 * Float(8 * q1[b])
-                a2 = _mm256_fmadd_ps(_mm256_set1_ps(c2), term(wq, x2, b), a2); e2 -= c2 * Float(8 * q2[b])
-                a3 = _mm256_fmadd_ps(_mm256_set1_ps(c3), term(wq, x3, b), a3); e3 -= c3 * Float(8 * q3[b])
-            }
-            if eight {
-                a4 = _mm256_fmadd_ps(_mm256_set1_ps(c4), term(wq, x4, b), a4); e4 -= c4 * Float(8 * q4[b])
-                a5 = _mm256_fmadd_ps(_mm256_set1_ps(c5), term(wq, x5, b), a5); e5 -= c5 * Float(8 * q5[b])
-                a6 = _mm256_fmadd_ps(_mm256_set1_ps(c6), term(wq, x6, b), a6); e6 -= c6 * Float(8 * q6[b])
-                a7 = _mm256_fmadd_ps(_mm256_set1_ps(c7), term(wq, x7, b), a7); e7 -= c7 * Float(8 * q7[b])
-            }
-        }
-    case .q8_0, .q5_0:
-        let five = type == .q5_0, bytes = five ? 22 : 34
-        for b in 0..<nb {
-            let blk = row + b * bytes
-            let wq = five ? fiveBitsSigned(blk) : blk.loadUnaligned(fromByteOffset: 2, as: SIMD4<Int64>.self), dw = loadHalf(blk)
-            let absW = _mm256_sign_epi8(wq, wq)
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d0[b]), signedTerm(wq, absW, x0, b), a0)
-            if four {
-                a1 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d1[b]), signedTerm(wq, absW, x1, b), a1)
-                a2 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d2[b]), signedTerm(wq, absW, x2, b), a2)
-                a3 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d3[b]), signedTerm(wq, absW, x3, b), a3)
-            }
-            if eight {
-                a4 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d4[b]), signedTerm(wq, absW, x4, b), a4)
-                a5 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d5[b]), signedTerm(wq, absW, x5, b), a5)
-                a6 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d6[b]), signedTerm(wq, absW, x6, b), a6)
-                a7 = _mm256_fmadd_ps(_mm256_set1_ps(dw * d7[b]), signedTerm(wq, absW, x7, b), a7)
-            }
-        }
-    default:
-        preconditionFailure("quantizedGEMVInt8: \(type.name) is not a block format")
-    }
-    // Horizontal sums only for the lanes in use (seven wasted ones would cost a quarter of a
-    // one-row call).
-    var out = SIMD8<Float>()
-    out[0] = a0.sum() + e0                         // as dotRow1's acc.sum() + extra
-    if four {
-        out[1] = a1.sum() + e1; out[2] = a2.sum() + e2; out[3] = a3.sum() + e3
-    }
-    if eight {
-        out[4] = a4.sum() + e4; out[5] = a5.sum() + e5
-        out[6] = a6.sum() + e6; out[7] = a7.sum() + e7
-    }
-    return out
+func quantizeActivations(_ v: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>) -> (d: Float, sum: Int32, blockSum: Float) {
+    let (values, d, sum, blockSum) = quantizedBlock(v)
+    UnsafeMutableRawPointer(q).storeBytes(of: values, as: SIMD4<Int64>.self)
+    return (d, sum, blockSum)
+}
+
+/// `quantizeActivations` with the 32 int8 values in a register.
+@inline(__always)
+func quantizedBlock(_ v: UnsafePointer<Float>) -> (values: SIMD4<Int64>, d: Float, sum: Int32, blockSum: Float) {
+    let x0 = _mm256_loadu_ps(v), x1 = _mm256_loadu_ps(v + 8), x2 = _mm256_loadu_ps(v + 16), x3 = _mm256_loadu_ps(v + 24)
+    let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF))
+    let m8 = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(x0, magnitude), _mm256_and_ps(x1, magnitude)),
+                           _mm256_max_ps(_mm256_and_ps(x2, magnitude), _mm256_and_ps(x3, magnitude)))
+    let m4 = _mm_max_ps(m8.lowHalf, m8.highHalf), m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4))
+    let amax = max(m2[0], m2[1])
+    let id: Float = amax != 0 ? 127 / amax : 0
+    let scale = _mm256_set1_ps(id)
+    // vcvtps2dq rounds half to even (the default rounding mode), as activationBlock's 1.5·2²³ trick.
+    let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(x0, scale)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(x1, scale))   // values 0–7, 8–15
+    let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(x2, scale)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(x3, scale))   // 16–23, 24–31
+    // Packing works per 128-bit half: 4-byte groups come out as 0, 8, 16, 24 | 4, 12, 20, 28.
+    let packed = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3))
+    let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+    let s8 = unsafeBitCast(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)), to: SIMD8<Int32>.self)
+    let s4 = s8.lowHalf &+ s8.highHalf
+    let sum = (s4[0] &+ s4[2]) &+ (s4[1] &+ s4[3])
+    let dRaw = amax / 127
+    return (ordered, Float(Float16(dRaw)), sum, Float(Float16(dRaw * Float(sum))))
 }
 
 /// 16 bytes of 4-bit values → 32 bytes: values 0–15 (low nibbles), then 16–31 (high nibbles).
@@ -291,12 +317,6 @@ func fiveBits(_ qh: UnsafeRawPointer, _ qs: UnsafeRawPointer) -> SIMD4<Int64> {
     let bit = _mm256_set1_epi64x(Int64(bitPattern: 0x8040_2010_0804_0201))
     let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)               // 0xFF where the bit is set
     return _mm256_or_si256(nibbles(qs), _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
-}
-
-/// Q5_0's 32 values as signed bytes q − 16 (−16…15).
-@inline(__always)
-func fiveBitsSigned(_ blk: UnsafeRawPointer) -> SIMD4<Int64> {
-    _mm256_sub_epi8(fiveBits(blk + 2, blk + 6), _mm256_set1_epi8(16))
 }
 
 let int8KernelsAvailable = true
