@@ -77,7 +77,7 @@ public enum GGUFQuantizer {
         for t in tensors { counts[t.type, default: 0] += 1 }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         return Summary(path: path, tensors: tensors.count, parameters: tensors.reduce(0) { $0 + $1.count },
-                       bytes: tensors.reduce(0) { $0 + $1.byteCount }, fileBytes: size ?? 0,
+                       bytes: tensors.reduce(0) { $0 + $1.byteCount }, fileBytes: size,
                        seconds: Date().timeIntervalSince(started),
                        types: counts.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key, $0.value) })
     }

@@ -191,9 +191,8 @@ public enum DPO {
     /// `referenceIsPolicy`: the two are one model, so reward accuracy is undefined (nil).
     public static func report(policy: [PairLogProbs], reference: [PairLogProbs], options: DPOOptions,
                               referenceIsPolicy: Bool = false) -> PreferenceReport {
-        let n = policy.count
         let sides = policy.map { $0.values(average: options.averageLogprobs) }
-        let values = Tensor(sides.map(\.chosen) + sides.map(\.rejected))                 // (2n)
+        let values = Tensor(sides.map(\.chosen) + sides.map(\.rejected))                 // (2 · pairs)
         var report = withNoGrad { loss(policy: values, reference: reference, options: options).report }
         if referenceIsPolicy { report.rewardAccuracy = nil }
         return report
