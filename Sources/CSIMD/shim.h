@@ -8,23 +8,10 @@
 #endif
 
 #if defined(__x86_64__)
-// Σ over groups of 4 of u8 × s8 products → 8 × i32, for operands whose pmaddubsw pair sums cannot
-// saturate (every caller: u ≤ 31, or Q8_0's |w| ≤ 128 where there is no VNNI; pairs ≤ 2·128·127 < 2^15).
-// One vpdpbusd where the build machine has VNNI
-// (AVX-VNNI or AVX512-VNNI with VL), else pmaddubsw + pmaddwd: identical results either way.
-static inline __attribute__((always_inline)) __m256i llm_dot_u8s8(__m256i u, __m256i s) {
-#if defined(__AVXVNNI__)
-    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
-#elif defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
-#else
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-#endif
-}
-
-// acc + Σ over groups of 4 of u8 × s8 products → 8 × i32 (vpdpbusd where the build machine has
-// VNNI, else pmaddubsw + pmaddwd + add: identical while the pmaddubsw pair sums cannot saturate,
-// as for llm_dot_u8s8; with VNNI any unsigned byte, such as Q8_0's w + 128).
+// acc + Σ over groups of 4 of u8 × s8 products → 8 × i32: one vpdpbusd where the build machine
+// has VNNI (AVX-VNNI or AVX512-VNNI with VL), else pmaddubsw + pmaddwd + add, identical while the
+// pmaddubsw pair sums cannot saturate (every caller: u ≤ 31, or Q8_0's |w| ≤ 128 where there is no
+// VNNI; pairs ≤ 2·128·127 < 2^15). With VNNI any unsigned byte, such as Q8_0's w + 128.
 static inline __attribute__((always_inline)) __m256i llm_dpbusd_x8(__m256i acc, __m256i u, __m256i s) {
 #if defined(__AVXVNNI__)
     return _mm256_dpbusd_avx_epi32(acc, u, s);
@@ -33,6 +20,11 @@ static inline __attribute__((always_inline)) __m256i llm_dpbusd_x8(__m256i acc, 
 #else
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 #endif
+}
+
+// The same products from zero (the adding of zero folds away).
+static inline __attribute__((always_inline)) __m256i llm_dot_u8s8(__m256i u, __m256i s) {
+    return llm_dpbusd_x8(_mm256_setzero_si256(), u, s);
 }
 
 // One 32-value weight block against 8 inputs (Tensors/Quantized/QuantizedKernelsAVX2.swift,

@@ -145,7 +145,7 @@ private enum Q8_0Blocks: BlockFormat {
     static var hasMinimum: Bool { false }
     @inline(__always) static func dot(_ blk: UnsafeRawPointer, _ x: SIMD4<Int64>) -> SIMD4<Int64> {
         let w = blk.loadUnaligned(fromByteOffset: 2, as: SIMD4<Int64>.self)
-        if llm_has_vnni() != 0 { return llm_dpbusd_x8(_mm256_setzero_si256(), _mm256_xor_si256(w, _mm256_set1_epi8(-128)), x) }
+        if llm_has_vnni() != 0 { return llm_dot_u8s8(_mm256_xor_si256(w, _mm256_set1_epi8(-128)), x) }
         return llm_dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
     }
     @inline(__always) static func dot8(_ blk: UnsafeRawPointer, _ x: UnsafeRawPointer) -> SIMD4<Int64> {
